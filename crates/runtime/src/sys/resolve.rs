@@ -1,0 +1,226 @@
+//! Path resolution confined to a container's root filesystem.
+//!
+//! A rootfs is untrusted: an image may contain `/proc -> /` or
+//! `/etc -> ../../host`. Every path the runtime creates or mounts onto inside
+//! the rootfs is resolved with `openat2(RESOLVE_IN_ROOT)`, so symlinks are
+//! followed as if the rootfs were `/` and can never lead outside it. Mounts then
+//! target the resolved descriptor through `/proc/self/fd/N`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let rel = relative(path);
+    let c = CString::new(rel.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    loop {
+        // SAFETY: `c` is a valid NUL-terminated string and `how` a properly
+        // sized open_how that both outlive the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this descriptor to us; we own it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EAGAIN) && err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// The path with its root and `.` components removed (so it is relative to the rootfs).
+fn relative(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => out.push(".."),
+            _ => {}
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Ensure directory `path` exists inside `root` (like `mkdir -p`) and return an
+/// `O_PATH` descriptor of it.
+pub fn mkdir_all_in(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    if let Ok(fd) = open_in_root(root, path, flags) {
+        return Ok(fd);
+    }
+    let rel = relative(path);
+    let mut current = open_in_root(root, Path::new("."), flags)?;
+    let mut prefix = PathBuf::new();
+    for comp in rel.components() {
+        prefix.push(comp);
+        match open_in_root(root, &prefix, flags) {
+            Ok(fd) => current = fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let name = CString::new(comp.as_os_str().as_encoded_bytes())
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+                // SAFETY: mkdirat with a directory fd we own and a single,
+                // NUL-terminated path component (no '/'), so it cannot be redirected.
+                let ret = unsafe { libc::mkdirat(current.as_raw_fd(), name.as_ptr(), mode) };
+                if ret != 0 {
+                    let err = io::Error::last_os_error();
+                    if err.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(err);
+                    }
+                }
+                current = open_in_root(root, &prefix, flags)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(current)
+}
+
+/// Ensure a regular file `path` exists inside `root` (creating it and its
+/// parent directories if needed) and return an `O_PATH` descriptor of it.
+pub fn create_file_in(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, path, libc::O_PATH) {
+        return Ok(fd);
+    }
+    let rel = relative(path);
+    let parent = rel.parent().unwrap_or(Path::new("."));
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir = mkdir_all_in(root, parent, 0o755)?;
+    // O_PATH descriptors cannot be used with openat for creation: reopen the
+    // directory for real through its resolved descriptor.
+    let dir_real = reopen(dir.as_fd_borrowed(), libc::O_RDONLY | libc::O_DIRECTORY)?;
+    let cname = CString::new(name.as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: openat with a directory fd we own and a single path component;
+    // O_NOFOLLOW|O_EXCL refuse a symlink planted in its place.
+    let fd = unsafe {
+        libc::openat(
+            dir_real.as_raw_fd(),
+            cname.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(err);
+        }
+    } else {
+        // SAFETY: we own the descriptor just returned and close it here.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    open_in_root(root, path, libc::O_PATH)
+}
+
+/// Reopen an `O_PATH` descriptor with real access flags via /proc/self/fd.
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let path = fd_path(fd);
+    let c = CString::new(path).expect("no NUL in a /proc path");
+    // SAFETY: open of a NUL-terminated path we built; returns a new descriptor or -1.
+    let ret = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor; we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
+/// `/proc/self/fd/N` for a descriptor: a path that names exactly what the
+/// descriptor refers to, usable as a mount target.
+pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Borrow helper so that call sites read naturally.
+pub trait AsFdBorrowed {
+    /// Borrow the descriptor.
+    fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
+}
+
+impl AsFdBorrowed for OwnedFd {
+    fn as_fd_borrowed(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn open_dir(p: &Path) -> OwnedFd {
+        std::fs::File::open(p).unwrap().into()
+    }
+
+    #[test]
+    fn symlink_to_outside_stays_inside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../outside", root.join("evil2")).unwrap();
+        let rfd = open_dir(&root);
+        // A dangling (inside the root) symlink may make creation fail, but it
+        // must never create anything outside.
+        let _ = mkdir_all_in(rfd.as_fd(), Path::new("/evil/sub"), 0o755);
+        let _ = mkdir_all_in(rfd.as_fd(), Path::new("/evil2/sub"), 0o755);
+        let _ = create_file_in(rfd.as_fd(), Path::new("/evil/file"));
+        assert!(!outside.join("sub").exists(), "mkdir escaped the root");
+        assert!(
+            !outside.join("file").exists(),
+            "file creation escaped the root"
+        );
+        // Once the target exists inside the root, the symlink leads there.
+        std::fs::create_dir_all(root.join(outside.strip_prefix("/").unwrap())).unwrap();
+        mkdir_all_in(rfd.as_fd(), Path::new("/evil/sub"), 0o755).unwrap();
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("sub")
+            .is_dir());
+        assert!(!outside.join("sub").exists());
+    }
+
+    #[test]
+    fn dotdot_cannot_climb_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let rfd = open_dir(&root);
+        mkdir_all_in(rfd.as_fd(), Path::new("/../../escaped"), 0o755).unwrap();
+        assert!(!tmp.path().join("escaped").exists());
+        assert!(root.join("escaped").is_dir());
+    }
+}

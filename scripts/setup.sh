@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's first command: set this machine up, build vessel, and run its
+# main job — a container from a busybox root filesystem, through
+# vessel-runtime, the way containerd would run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+echo "== building vessel (release)"
+cargo build --release --workspace --quiet
+
+work=$(mktemp -d /tmp/vessel-demo.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bash scripts/make-busybox-bundle.sh "$work/bundle" sh -c 'echo "hello from a vessel container: $(hostname), pid $$, $(id)"; cat /proc/self/cgroup | head -3'
+echo "== vessel-runtime run demo (busybox bundle)"
+./target/release/vessel-runtime --root "$work/state" run --bundle "$work/bundle" "vessel-demo-$$"
+echo "== done: the container ran and was deleted"
