@@ -149,3 +149,51 @@ impl CgroupManager for Manager {
         self.backend().mode()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::CgroupError;
+    use crate::fake_tree::{resources, FakeTree};
+
+    #[test]
+    fn the_mode_picks_the_implementation() {
+        let tree = FakeTree::new();
+        tree.file("vessel/c1/cgroup.controllers", "pids\n")
+            .files("vessel/c1", &["pids.max"]);
+        let path = CgroupPath::parse(None, "c1", false).unwrap();
+        let limit = resources(serde_json::json!({"pids": {"limit": 5}}));
+
+        let v2 = Manager::with_mode(tree.root(), &path, CgroupMode::V2);
+        assert_eq!(v2.mode(), CgroupMode::V2);
+        assert_eq!(v2.path(), &path);
+        v2.apply(&limit).unwrap();
+        assert_eq!(tree.read("vessel/c1/pids.max"), "5");
+
+        // Read as v1, the same tree has no pids hierarchy.
+        let v1 = Manager::with_mode(tree.root(), &path, CgroupMode::V1);
+        assert_eq!(v1.mode(), CgroupMode::V1);
+        assert!(matches!(
+            v1.apply(&limit),
+            Err(CgroupError::ControllerUnavailable { .. })
+        ));
+
+        // A plain directory is not cgroup2.
+        let detected = Manager::new(tree.root(), &path).unwrap();
+        assert_eq!(detected.mode(), CgroupMode::V1);
+    }
+
+    #[test]
+    fn a_v2_cgroup_that_was_never_created_is_named() {
+        let tree = FakeTree::new();
+        let path = CgroupPath::parse(None, "c1", false).unwrap();
+        let manager = Manager::with_mode(tree.root(), &path, CgroupMode::V2);
+        let error = manager
+            .apply(&resources(serde_json::json!({"pids": {"limit": 5}})))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("vessel/c1/cgroup.controllers"),
+            "{error}"
+        );
+    }
+}

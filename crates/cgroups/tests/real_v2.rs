@@ -108,6 +108,7 @@ fn helper_in_private_mount_namespace() {
             .unwrap();
             manager.apply(&resources).unwrap();
             assert_eq!(read(dir.join("hugetlb.2MB.max")), "4194304");
+            println!("hugetlb: 2MB limit applied and read back");
         }
     }
     // Whatever the host offers, a memory limit without the memory controller is refused
@@ -116,7 +117,10 @@ fn helper_in_private_mount_namespace() {
         serde_json::from_value(serde_json::json!({"memory": {"limit": 67108864}})).unwrap();
     match manager.apply(&memory) {
         Ok(()) => assert_eq!(read(dir.join("memory.max")), "67108864"),
-        Err(error) => assert!(error.to_string().contains("memory"), "{error}"),
+        Err(error) => {
+            assert!(error.to_string().contains("memory"), "{error}");
+            println!("memory: refused as expected: {error}");
+        }
     }
 
     let child = cleanup

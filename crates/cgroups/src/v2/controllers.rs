@@ -80,10 +80,17 @@ pub(super) struct Cgroup {
 }
 
 impl Cgroup {
+    /// Reads the cgroup's controllers. Unlike a parent's list during creation, this file must
+    /// exist: without it the cgroup was never created (or is already gone), and saying so is
+    /// clearer than reporting every controller missing.
     pub(super) fn open(dir: &Path) -> Result<Self> {
+        let available = fs::read_string(&dir.join("cgroup.controllers"))?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         Ok(Self {
             dir: dir.to_path_buf(),
-            available: read_list(&dir.join("cgroup.controllers"))?,
+            available,
         })
     }
 
