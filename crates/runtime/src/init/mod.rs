@@ -168,6 +168,16 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
             .map_err(|e| RuntimeError::sys(format!("chroot {}", ctx.rootfs.display()), e))?;
         nix::unistd::chdir("/").map_err(|e| RuntimeError::sys("chdir /", e))?;
     }
+    // Like runc, create a missing process.cwd (images often name a working
+    // directory they do not ship). We are inside the rootfs now, so the path
+    // cannot lead out of it; do it before root.readonly takes effect.
+    if let Err(e) = std::fs::create_dir_all(process.cwd()) {
+        return Err(RuntimeError::io(
+            "process.cwd: cannot create",
+            process.cwd(),
+            e,
+        ));
+    }
     if ctx.plan.new.contains(CloneFlags::CLONE_NEWNS) {
         rootfs::finish(spec)?;
     }
