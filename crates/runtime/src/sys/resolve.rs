@@ -9,6 +9,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
 #[repr(C)]
@@ -70,6 +71,76 @@ fn relative(path: &Path) -> PathBuf {
     out
 }
 
+/// Most symlinks followed while resolving one path (the kernel's limit too).
+const MAX_SYMLINKS: usize = 40;
+
+/// Resolve `path` inside `root` the way the kernel would if `root` were `/`,
+/// also through components that do not exist yet: the result is relative to
+/// `root`, has no symlink or `..` in it, and its missing tail is what must be
+/// created. An image's `/mnt/x -> /host/dir` thus means `<rootfs>/host/dir`,
+/// as runc (securejoin) reads it, rather than a failure.
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<PathBuf> {
+    let mut resolved = PathBuf::new();
+    let mut pending: std::collections::VecDeque<PathBuf> = relative(path)
+        .components()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut links = 0;
+    while let Some(comp) = pending.pop_front() {
+        if comp.as_os_str() == "." {
+            continue;
+        }
+        if comp.as_os_str() == ".." {
+            // `resolved` holds no symlinks, so `..` is lexical (and stops at the root).
+            resolved.pop();
+            continue;
+        }
+        match readlink_in(root, &resolved, &comp) {
+            Ok(target) => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for c in relative(&target).components().rev() {
+                    pending.push_front(PathBuf::from(c.as_os_str()));
+                }
+            }
+            // Not a symlink, or not there (then nothing below it is either).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {
+                resolved.push(&comp)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(resolved)
+}
+
+/// `readlinkat` of `name` in directory `dir` (relative to `root`, free of symlinks).
+fn readlink_in(root: BorrowedFd<'_>, dir: &Path, name: &Path) -> io::Result<PathBuf> {
+    let dir_fd = open_in_root(root, dir, libc::O_PATH | libc::O_DIRECTORY)?;
+    let cname = CString::new(name.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: readlinkat with a directory fd we own, a NUL-terminated single
+    // component and a buffer of the length passed.
+    let n = unsafe {
+        libc::readlinkat(
+            dir_fd.as_raw_fd(),
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+}
+
 /// Ensure directory `path` exists inside `root` (like `mkdir -p`) and return an
 /// `O_PATH` descriptor of it.
 pub fn mkdir_all_in(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
@@ -77,7 +148,9 @@ pub fn mkdir_all_in(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<
     if let Ok(fd) = open_in_root(root, path, flags) {
         return Ok(fd);
     }
-    let rel = relative(path);
+    // Each step below still goes through RESOLVE_IN_ROOT, so a symlink
+    // swapped in meanwhile cannot lead out of the root either.
+    let rel = resolve_in_root(root, path)?;
     let mut current = open_in_root(root, Path::new("."), flags)?;
     let mut prefix = PathBuf::new();
     for comp in rel.components() {
@@ -110,7 +183,7 @@ pub fn create_file_in(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> 
     if let Ok(fd) = open_in_root(root, path, libc::O_PATH) {
         return Ok(fd);
     }
-    let rel = relative(path);
+    let rel = resolve_in_root(root, path)?;
     let parent = rel.parent().unwrap_or(Path::new("."));
     let name = rel
         .file_name()
@@ -140,7 +213,7 @@ pub fn create_file_in(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> 
         // SAFETY: we own the descriptor just returned and close it here.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
     }
-    open_in_root(root, path, libc::O_PATH)
+    open_in_root(root, &rel, libc::O_PATH)
 }
 
 /// Reopen an `O_PATH` descriptor with real access flags via /proc/self/fd.
@@ -193,11 +266,13 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
         std::os::unix::fs::symlink("../../../../outside", root.join("evil2")).unwrap();
         let rfd = open_dir(&root);
-        // A dangling (inside the root) symlink may make creation fail, but it
-        // must never create anything outside.
-        let _ = mkdir_all_in(rfd.as_fd(), Path::new("/evil/sub"), 0o755);
-        let _ = mkdir_all_in(rfd.as_fd(), Path::new("/evil2/sub"), 0o755);
-        let _ = create_file_in(rfd.as_fd(), Path::new("/evil/file"));
+        // A symlink dangling inside the root is followed inside it: what it
+        // names is created under the root, never outside.
+        let inside = root.join(outside.strip_prefix("/").unwrap());
+        mkdir_all_in(rfd.as_fd(), Path::new("/evil2/sub"), 0o755).unwrap();
+        assert!(root.join("outside/sub").is_dir());
+        create_file_in(rfd.as_fd(), Path::new("/evil/file")).unwrap();
+        assert!(inside.join("file").is_file());
         assert!(!outside.join("sub").exists(), "mkdir escaped the root");
         assert!(
             !outside.join("file").exists(),
@@ -211,6 +286,22 @@ mod tests {
             .join("sub")
             .is_dir());
         assert!(!outside.join("sub").exists());
+    }
+
+    #[test]
+    fn resolve_follows_links_inside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::os::unix::fs::symlink("/x/y", root.join("a/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../b", root.join("a/rel")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        let rfd = open_dir(&root);
+        let r = |p: &str| resolve_in_root(rfd.as_fd(), Path::new(p));
+        assert_eq!(r("/a/abs/z").unwrap(), Path::new("x/y/z"));
+        assert_eq!(r("/a/rel/c").unwrap(), Path::new("b/c"));
+        assert_eq!(r("/a/../../a/./new").unwrap(), Path::new("a/new"));
+        assert_eq!(r("/loop/x").unwrap_err().raw_os_error(), Some(libc::ELOOP));
     }
 
     #[test]
