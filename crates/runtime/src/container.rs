@@ -491,7 +491,8 @@ fn create_in(
     })?;
     let cg = cgroup_out.insert(cg);
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cg.apply(res).map_err(|e| RuntimeError::Cgroup {
+        let res = crate::init::devices::with_default_cgroup_rules(res);
+        cg.apply(&res).map_err(|e| RuntimeError::Cgroup {
             id: opts.id.clone(),
             source: e,
         })?;

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use crate::error::{Result, RuntimeError};
 use crate::sys::resolve::{create_file_in, fd_path, mkdir_all_in, reopen};
@@ -50,6 +50,44 @@ pub fn default_devices() -> Vec<DeviceNode> {
         gid: 0,
     })
     .collect()
+}
+
+/// `resources` with the device cgroup rules every container gets appended
+/// (runc's list), when it has rules at all. A config that starts by denying
+/// everything (`{"allow": false, "access": "rwm"}`, runc's default spec) must
+/// still leave /dev/null, /dev/pts and the like usable, and mknod allowed: the
+/// default device nodes are created from inside the container's cgroup.
+pub fn with_default_cgroup_rules(resources: &LinuxResources) -> LinuxResources {
+    let mut out = resources.clone();
+    let Some(rules) = resources.devices().as_ref().filter(|r| !r.is_empty()) else {
+        return out;
+    };
+    let mut rules = rules.clone();
+    use LinuxDeviceType::{B, C};
+    for (typ, major, minor, access) in [
+        (C, None, None, "m"),
+        (B, None, None, "m"),
+        (C, Some(1), Some(3), "rwm"),    // null
+        (C, Some(1), Some(5), "rwm"),    // zero
+        (C, Some(1), Some(7), "rwm"),    // full
+        (C, Some(1), Some(8), "rwm"),    // random
+        (C, Some(1), Some(9), "rwm"),    // urandom
+        (C, Some(5), Some(0), "rwm"),    // tty
+        (C, Some(5), Some(1), "rwm"),    // console
+        (C, Some(5), Some(2), "rwm"),    // ptmx
+        (C, Some(136), None, "rwm"),     // pts/*
+        (C, Some(10), Some(200), "rwm"), // net/tun
+    ] {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(typ));
+        rule.set_major(major);
+        rule.set_minor(minor);
+        rule.set_access(Some(access.to_owned()));
+        rules.push(rule);
+    }
+    out.set_devices(Some(rules));
+    out
 }
 
 /// Convert config.json's `linux.devices` entry.
