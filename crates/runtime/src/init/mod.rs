@@ -138,11 +138,18 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
     let spec = &ctx.spec;
     let process = spec.process().as_ref().expect("validated: process present");
     let hooks = spec.hooks().as_ref();
+    // Hooks get the pid as the host sees it, not our pid in the container's
+    // pid namespace. /proc is still the host's here (the container's own is
+    // mounted later) and /proc/self resolves in the pid namespace of that /proc.
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or(std::process::id() as i32);
     let state_of = |status| HookState {
         oci_version: spec.version(),
         id: &ctx.id,
         status,
-        pid: Some(std::process::id() as i32),
+        pid: Some(host_pid),
         bundle: ctx.bundle.to_str().unwrap_or(""),
         annotations: spec.annotations().as_ref(),
     };
