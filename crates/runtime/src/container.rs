@@ -473,6 +473,13 @@ fn create_in(
     let fifo_path = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
         .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
+    // mkfifo applies the umask; the init must be able to open the FIFO for
+    // writing even as a mapped, unprivileged uid in a user namespace.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&fifo_path, fs::Permissions::from_mode(0o622))
+            .map_err(|e| RuntimeError::io("cannot chmod", &fifo_path, e))?;
+    }
     let exec_fifo: OwnedFd = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
