@@ -93,6 +93,9 @@ pub struct Ctx {
     pub config: Value,
     /// Containers to force-delete on drop.
     ids: std::cell::RefCell<Vec<String>>,
+    /// A command that every vessel-runtime invocation runs under (e.g.
+    /// `nsenter -t PID -m --` to run it in another mount namespace).
+    pub prefix: Vec<String>,
 }
 
 impl Ctx {
@@ -137,6 +140,7 @@ impl Ctx {
             bundle,
             config,
             ids: std::cell::RefCell::new(vec![name]),
+            prefix: Vec::new(),
         }
     }
 
@@ -187,7 +191,14 @@ impl Ctx {
 
     /// A vessel-runtime command with `--root` set.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(RUNTIME);
+        let mut c = match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(RUNTIME);
+                c
+            }
+            None => Command::new(RUNTIME),
+        };
         c.arg("--root").arg(&self.root);
         c.stdin(Stdio::null());
         c
