@@ -289,3 +289,22 @@ fn mounts_do_not_leak_to_the_host() {
         "container mounts visible on the host:\n{host}"
     );
 }
+
+#[test]
+fn no_pivot_root() {
+    let ctx = Ctx::new("nopivot", &["sh", "-c", "cat /etc/passwd | head -1; ls /"]);
+    ctx.write_config();
+    let bundle = ctx.bundle.to_str().unwrap();
+    let out = ctx.rt(&["run", "--no-pivot", "--bundle", bundle, ctx.id()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("root:x:0:0:root:/root:/bin/sh\n"),
+        "{stdout}"
+    );
+    // The rootfs's own top level, not the host's.
+    assert!(
+        !stdout.lines().any(|l| l == "usr" || l == "boot"),
+        "{stdout}"
+    );
+}

@@ -228,3 +228,22 @@ fn stdin_is_passed_through() {
     let out = common::output_via_files(&mut cmd, ctx.tmp.path());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got:hello\n");
 }
+
+#[test]
+fn sysctl_in_the_containers_namespaces() {
+    let mut ctx = Ctx::new(
+        "sysctl",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni",
+        ],
+    );
+    ctx.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
+    // The default readonlyPaths include /proc/sys: sysctls are written first.
+    assert_eq!(ctx.run_ok(), "1\n1234\n");
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(),
+        "1234\n"
+    );
+}

@@ -185,15 +185,16 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
             e,
         ));
     }
-    if ctx.plan.new.contains(CloneFlags::CLONE_NEWNS) {
-        rootfs::finish(spec)?;
-    }
+    // Sysctls go before readonlyPaths, which usually make /proc/sys read-only.
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for (key, value) in sysctl {
             let path = Path::new("/proc/sys").join(key.replace('.', "/"));
             std::fs::write(&path, value)
                 .map_err(|e| RuntimeError::io("linux.sysctl: cannot write", path, e))?;
         }
+    }
+    if ctx.plan.new.contains(CloneFlags::CLONE_NEWNS) {
+        rootfs::finish(spec)?;
     }
     if ctx.plan.has(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
