@@ -66,11 +66,17 @@ fn every_hook_runs_with_the_state_on_stdin() {
     assert!(!poststart.exists() && !ctx.rootfs().join("tmp/startContainer.json").exists());
 
     ctx.rt_ok(&["start", ctx.id()]);
+    // startContainer runs in the container after `start` returned; it writes
+    // start-saw after it has saved its stdin.
+    let saw = ctx.rootfs().join("tmp/start-saw");
+    Ctx::wait_until("the startContainer hook", || {
+        std::fs::read_to_string(&saw).is_ok_and(|s| s.ends_with('\n'))
+    });
     let st = read_json(&ctx.rootfs().join("tmp/startContainer.json"));
     assert_eq!(st["id"], ctx.id());
     assert_eq!(st["pid"].as_i64(), Some(pid));
     assert_eq!(
-        std::fs::read_to_string(ctx.rootfs().join("tmp/start-saw")).unwrap(),
+        std::fs::read_to_string(&saw).unwrap(),
         "/etc/only-in-container\n"
     );
     let st = read_json(&poststart);

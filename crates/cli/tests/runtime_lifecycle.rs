@@ -28,9 +28,10 @@ fn create_start_kill_delete() {
     let st = ctx.state();
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["pid"].as_i64(), Some(pid));
-    // The init now is the user program.
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-    assert_eq!(comm.trim(), "sleep");
+    // The init becomes the user program (right after `start` returned).
+    Ctx::wait_until("the init to exec sleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+    });
 
     let err = ctx.rt_err(&["start", ctx.id()]);
     assert!(err.contains("running"), "{err}");

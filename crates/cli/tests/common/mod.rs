@@ -278,7 +278,15 @@ impl Ctx {
     /// Create and start the main container (which should keep running).
     pub fn start_ok(&self) {
         self.create_ok();
+        let pid = self.pid();
         self.rt_ok(&["start", self.id()]);
+        // `start` returns once the init was told to go on; it execs the
+        // program right after. Wait for that, so tests see the program.
+        Ctx::wait_until("the init to exec the container's program", || {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|exe| !exe.to_string_lossy().starts_with("/memfd:"))
+                .unwrap_or(true)
+        });
     }
 
     /// `state` of container `id` as JSON.
