@@ -308,7 +308,8 @@ mod tests {
     #[test]
     fn missing_namespace_path_rejected() {
         let mut v = minimal();
-        v["linux"]["namespaces"] = serde_json::json!([{"type": "network", "path": "/proc/no/such/ns"}]);
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "network", "path": "/proc/no/such/ns"}]);
         let err = check(v).unwrap_err();
         assert!(
             err.contains("linux.namespaces[0].path") && err.contains("/proc/no/such/ns"),
