@@ -437,7 +437,12 @@ impl Container {
             ],
             "update (the container is stopped)",
         )?;
-        self.cgroup()?.apply(resources).map_err(|e| self.cg_err(e))
+        self.cgroup()?
+            .apply(resources)
+            .map_err(|e| RuntimeError::Resources {
+                id: self.state.id.clone(),
+                source: e,
+            })
     }
 
     /// Resource usage.
@@ -499,7 +504,7 @@ fn create_in(
     let cg = cgroup_out.insert(cg);
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         let res = crate::init::devices::with_default_cgroup_rules(res);
-        cg.apply(&res).map_err(|e| RuntimeError::Cgroup {
+        cg.apply(&res).map_err(|e| RuntimeError::Resources {
             id: opts.id.clone(),
             source: e,
         })?;

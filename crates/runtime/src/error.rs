@@ -70,6 +70,13 @@ pub enum RuntimeError {
         #[source]
         source: vessel_cgroups::CgroupError,
     },
+    /// The kernel (or the cgroup manager) refused `linux.resources`.
+    #[error("linux.resources of container {id:?} cannot be applied")]
+    Resources {
+        id: String,
+        #[source]
+        source: vessel_cgroups::CgroupError,
+    },
     /// The seccomp profile could not be compiled.
     #[error("linux.seccomp")]
     Seccomp(#[source] vessel_seccomp::SeccompError),

@@ -128,6 +128,15 @@ pub fn write_default_spec(bundle: &Path, rootless: bool) -> anyhow::Result<()> {
     }
     let mut spec = oci_spec::runtime::Spec::default();
     spec.set_hostname(Some("vessel".into()));
+    // Like runc's default spec: deny every device in the device cgroup; the
+    // runtime adds the rules for the default devices it creates.
+    if let Some(linux) = spec.linux_mut() {
+        let deny_all: oci_spec::runtime::LinuxDeviceCgroup =
+            serde_json::from_value(serde_json::json!({"allow": false, "access": "rwm"}))?;
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        resources.set_devices(Some(vec![deny_all]));
+        linux.set_resources(Some(resources));
+    }
     if rootless {
         spec.set_linux(Some(oci_spec::runtime::Linux::rootless(
             nix::unistd::getuid().as_raw(),
