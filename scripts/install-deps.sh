@@ -3,7 +3,7 @@
 # machine. Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 
-PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 procps)
+PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 procps time python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
