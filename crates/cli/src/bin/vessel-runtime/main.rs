@@ -31,16 +31,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Commands that put a process of ours inside a container run from a sealed
-/// copy of the binary (see `vessel_runtime::sealed_exe`).
+/// Commands that put a process of ours inside a container run from an
+/// unwritable view of the binary (see `vessel_runtime::sealed_exe`).
 fn needs_sealed_exe(cmd: &Command) -> bool {
     matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Exec(_))
 }
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
-    if needs_sealed_exe(&cli.command) && !vessel_runtime::sealed_exe::is_sealed() {
-        let err = vessel_runtime::sealed_exe::reexec_sealed();
-        return Err(err).context("cannot re-execute from a sealed copy of vessel-runtime");
+    if needs_sealed_exe(&cli.command) && !vessel_runtime::sealed_exe::is_protected() {
+        std::fs::create_dir_all(&cli.root)
+            .with_context(|| format!("cannot create --root {}", cli.root.display()))?;
+        let err = vessel_runtime::sealed_exe::reexec_protected(&cli.root);
+        return Err(err)
+            .context("cannot re-execute vessel-runtime from a read-only view of itself");
     }
     let store = || StateStore::open(&cli.root);
     match &cli.command {
