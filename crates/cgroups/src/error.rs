@@ -86,6 +86,17 @@ pub enum CgroupError {
     #[error("Invalid {resource}: {reason}")]
     InvalidResource { resource: String, reason: String },
 
+    /// A bpf(2) step of the cgroup v2 device filter failed (the verifier's log, when the
+    /// kernel refused the program, is in the message).
+    #[error("Cannot {operation} the device filter for {path}{detail}")]
+    DeviceFilter {
+        operation: String,
+        path: PathBuf,
+        detail: String,
+        #[source]
+        source: io::Error,
+    },
+
     /// The freezer did not reach the requested state in time.
     #[error("Timed out waiting for {path} to report {expected}")]
     FreezeTimeout { path: PathBuf, expected: String },

@@ -1,14 +1,16 @@
 //! cgroup v2: one unified hierarchy at the cgroup root, with controllers enabled per subtree.
 //!
-//! Device rules (`linux.resources.devices`) are not enforced on v2 yet: the kernel filters
-//! devices there with an eBPF program attached to the cgroup, which vessel does not build
-//! yet. `apply` accepts the rules and leaves devices to the device nodes the runtime creates
-//! in the container (a known gap, see docs/cgroups.md).
+//! Device rules (`linux.resources.devices`) have no interface file on v2: the kernel filters
+//! devices with an eBPF program attached to the cgroup, which `devices_bpf` compiles from
+//! the rules, loads and attaches.
 
 mod block_io;
+mod bpf_insn;
+mod bpf_sys;
 mod controllers;
 mod cpu;
 mod cpuset;
+mod devices_bpf;
 mod freezer;
 mod hugetlb;
 mod memory;
@@ -101,9 +103,18 @@ impl CgroupManager for V2Manager {
         )
     }
 
-    /// Applies the resources; see the module documentation for device rules.
+    /// Applies the resources. The device filter is compiled with the plan and loaded (so
+    /// the verifier checks it) before anything is written; it is attached after the writes.
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
-        self.plan(resources)?.execute()
+        let plan = self.plan(resources)?;
+        let filter = devices_bpf::plan(resources)?
+            .map(|filter| filter.load(&self.dir))
+            .transpose()?;
+        plan.execute()?;
+        if let Some(filter) = filter {
+            filter.attach(&self.dir)?;
+        }
+        Ok(())
     }
 
     fn freeze(&self) -> Result<()> {

@@ -404,13 +404,33 @@ fn unified_keys_cannot_leave_the_cgroup() {
 }
 
 #[test]
-fn device_rules_are_accepted_without_writing_anything() {
+fn device_rules_write_no_file() {
+    // They become an eBPF program (devices_bpf), not writes.
     let tree = tree("");
     assert!(planned(
         &tree,
         json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3}]})
     )
     .is_empty());
+}
+
+#[test]
+fn a_malformed_device_rule_changes_nothing() {
+    let tree = tree("memory");
+    tree.file(&cg("memory.max"), "");
+    let error = manager(&tree)
+        .apply(&resources(json!({
+            "memory": {"limit": 1048576},
+            "devices": [{"allow": true, "type": "c", "access": "rwx"}]
+        })))
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("linux.resources.devices[0].access"),
+        "{error}"
+    );
+    assert_eq!(tree.read(&cg("memory.max")), "");
 }
 
 #[test]
