@@ -68,6 +68,7 @@ impl Insn {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn dst(&self) -> Reg {
         if cfg!(target_endian = "little") {
             Reg(self.regs & 0x0f)
@@ -76,6 +77,7 @@ impl Insn {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn src(&self) -> Reg {
         if cfg!(target_endian = "little") {
             Reg(self.regs >> 4)
