@@ -51,7 +51,10 @@ pub fn spawn_init(ctx: InitContext, cgroup: &dyn CgroupManager) -> Result<Pid> {
     if init_pid != Some(stage1) || result.is_err() {
         let _ = waitpid(stage1, None);
     }
-    result.map(|()| init_pid.expect("Ready comes after Pid"))
+    result.and_then(|()| {
+        init_pid
+            .ok_or_else(|| RuntimeError::InitDied("the init reported ready without its pid".into()))
+    })
 }
 
 fn drive(

@@ -114,14 +114,30 @@ fn stage1_inner(ctx: &InitContext, chan: &SyncChannel) -> Result<()> {
         nix::sched::unshare(new).map_err(|e| RuntimeError::sys(format!("unshare {new:?}"), e))?;
     }
     if ctx.plan.changes_pid_ns() {
+        // The init must not talk to the runtime before stage 1 has reported
+        // its pid: two processes writing to one socket give no ordering. It
+        // waits for end of file on this pipe, i.e. for stage 1 to exit.
+        let (wait_r, wait_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| RuntimeError::sys("pipe", e))?;
         match fork().map_err(|e| RuntimeError::sys("fork into the pid namespace", e))? {
             Forked::Parent(child) => {
+                drop(wait_r);
                 let _ = chan.send(&SyncMsg::Pid {
                     pid: child.as_raw(),
                 });
+                drop(wait_w);
                 exit_child(0);
             }
-            Forked::Child => {}
+            Forked::Child => {
+                drop(wait_w);
+                let mut byte = [0u8; 1];
+                loop {
+                    match nix::unistd::read(wait_r.as_raw_fd(), &mut byte) {
+                        Err(nix::Error::EINTR) => continue,
+                        _ => break,
+                    }
+                }
+            }
         }
     } else {
         chan.send(&SyncMsg::Pid {
