@@ -131,11 +131,8 @@ fn stage1_inner(ctx: &InitContext, chan: &SyncChannel) -> Result<()> {
             Forked::Child => {
                 drop(wait_w);
                 let mut byte = [0u8; 1];
-                loop {
-                    match nix::unistd::read(wait_r.as_raw_fd(), &mut byte) {
-                        Err(nix::Error::EINTR) => continue,
-                        _ => break,
-                    }
+                while let Err(nix::Error::EINTR) = nix::unistd::read(wait_r.as_raw_fd(), &mut byte)
+                {
                 }
             }
         }
