@@ -12,7 +12,6 @@ use vessel_cgroups::CgroupManager;
 
 use crate::container::{write_pid_file, Container, ContainerStatus};
 use crate::error::{Result, RuntimeError};
-use crate::init::console;
 use crate::namespaces::{clone_flag, proc_name};
 use crate::process::{self, Finalize};
 use crate::sys::fork::{exit_child, fork, Forked};
@@ -218,22 +217,7 @@ fn exec_child(
         Forked::Child => {}
     }
     nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
-    process::apply_rlimits(p)?;
-    if let Some(sock) = console_sock {
-        let size = p
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        console::setup(sock, size)?;
-    }
-    let env = p.env().clone().unwrap_or_default();
-    let arg0 = p
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .cloned()
-        .unwrap_or_default();
-    let executable = process::find_executable(&arg0, &env)?;
+    let executable = process::prepare(p, console_sock)?;
     chan.send(&SyncMsg::Ready)
         .map_err(|e| RuntimeError::InitDied(e.to_string()))?;
     Ok(process::finalize_and_exec(&Finalize {

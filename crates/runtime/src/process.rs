@@ -65,6 +65,28 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     }
 }
 
+/// What both the init and `exec` do before reporting ready: rlimits, the
+/// terminal (its master goes to the console socket), and finding the
+/// program, so that a missing one fails the command rather than the container.
+pub fn prepare(p: &Process, console_socket: Option<&std::os::fd::OwnedFd>) -> Result<PathBuf> {
+    apply_rlimits(p)?;
+    if let Some(sock) = console_socket {
+        let size = p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::init::console::setup(sock, size)?;
+    }
+    let env = p.env().clone().unwrap_or_default();
+    let arg0 = p
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    find_executable(&arg0, &env)
+}
+
 /// Find the program `args[0]` names, the way execvp would, but up front so
 /// that a missing program fails `create` rather than the container later.
 pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {

@@ -230,22 +230,7 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
             }
         }
     }
-    process::apply_rlimits(process)?;
-    if let Some(sock) = &ctx.console {
-        let size = process
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        console::setup(sock, size)?;
-    }
-    let env = process.env().clone().unwrap_or_default();
-    let arg0 = process
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .cloned()
-        .unwrap_or_default();
-    let executable = process::find_executable(&arg0, &env)?;
+    let executable = process::prepare(process, ctx.console.as_ref())?;
 
     chan.send(&SyncMsg::Ready)
         .map_err(|e| RuntimeError::InitDied(e.to_string()))?;
