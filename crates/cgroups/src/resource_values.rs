@@ -79,6 +79,31 @@ pub(crate) fn network_is_set(resources: &LinuxResources) -> bool {
     })
 }
 
+/// `linux.resources.cpu.cpus` and `.mems` when set (v1 and v2 write them to the same files,
+/// `cpuset.cpus` and `cpuset.mems`, of the cgroup that `dir` names).
+pub(crate) fn plan_cpuset<'a>(
+    resources: &LinuxResources,
+    dir: impl FnOnce() -> Result<&'a std::path::Path>,
+    plan: &mut crate::plan::WritePlan,
+) -> Result<()> {
+    let Some(cpu) = resources.cpu() else {
+        return Ok(());
+    };
+    let cpus = cpu.cpus().as_deref().filter(|v| !v.is_empty());
+    let mems = cpu.mems().as_deref().filter(|v| !v.is_empty());
+    if cpus.is_none() && mems.is_none() {
+        return Ok(());
+    }
+    let dir = dir()?;
+    if let Some(cpus) = cpus {
+        plan.set(dir, "cpuset.cpus", cpus);
+    }
+    if let Some(mems) = mems {
+        plan.set(dir, "cpuset.mems", mems);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,20 +13,9 @@ pub(super) fn plan(
     resources: &LinuxResources,
     plan: &mut WritePlan,
 ) -> Result<()> {
-    let Some(cpu) = resources.cpu() else {
-        return Ok(());
-    };
-    let cpus = cpu.cpus().as_deref().filter(|v| !v.is_empty());
-    let mems = cpu.mems().as_deref().filter(|v| !v.is_empty());
-    if cpus.is_none() && mems.is_none() {
-        return Ok(());
-    }
-    let dir = cgroup.require("cpuset", "linux.resources.cpu.cpus/mems")?;
-    if let Some(cpus) = cpus {
-        plan.set(dir, "cpuset.cpus", cpus);
-    }
-    if let Some(mems) = mems {
-        plan.set(dir, "cpuset.mems", mems);
-    }
-    Ok(())
+    crate::resource_values::plan_cpuset(
+        resources,
+        || cgroup.require("cpuset", "linux.resources.cpu.cpus/mems"),
+        plan,
+    )
 }
