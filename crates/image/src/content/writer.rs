@@ -1,0 +1,110 @@
+//! Streaming a blob in: hash while writing to a temporary file, verify, rename.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::store::io_err;
+use super::{ContentError, ContentStore};
+use crate::digest::Digest;
+
+/// A blob being written. Dropping it without [`Writer::commit`] removes the
+/// temporary file; nothing becomes visible.
+#[derive(Debug)]
+pub struct Writer {
+    store: ContentStore,
+    file: Option<File>,
+    temp: PathBuf,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Writer {
+    pub(super) fn new(store: ContentStore) -> Result<Self, ContentError> {
+        let dir = store.ingest_dir();
+        let (file, temp) =
+            crate::fsutil::create_unique(&dir, "blob").map_err(io_err("create ingest in", &dir))?;
+        Ok(Writer {
+            store,
+            file: Some(file),
+            temp,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// The temporary file being written (for error messages).
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+
+    /// Verify size and digest (each when given), then make the blob visible
+    /// under its digest. On a mismatch the temporary file is removed and
+    /// nothing is visible. A blob already present is simply kept.
+    pub fn commit(
+        mut self,
+        expected_size: Option<u64>,
+        expected_digest: Option<&Digest>,
+    ) -> Result<Digest, ContentError> {
+        let file = self.file.take().expect("file present until commit");
+        let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        if let Some(expected) = expected_size {
+            if expected != self.size {
+                return Err(ContentError::SizeMismatch {
+                    expected,
+                    actual: self.size,
+                    digest: actual,
+                });
+            }
+        }
+        if let Some(expected) = expected_digest {
+            if expected != &actual {
+                return Err(ContentError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        let target = self.store.blob_path(&actual);
+        if target.exists() {
+            return Ok(actual); // Drop removes the temporary file.
+        }
+        file.sync_all().map_err(io_err("sync", &self.temp))?;
+        drop(file);
+        std::fs::rename(&self.temp, &target).map_err(io_err("rename into", &target))?;
+        self.temp = PathBuf::new();
+        if let Some(dir) = target.parent() {
+            crate::fsutil::sync_dir(dir).map_err(io_err("sync", dir))?;
+        }
+        Ok(actual)
+    }
+}
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self.file.as_mut().expect("file present until commit");
+        let n = file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! vessel's image store: content-addressed blobs in an OCI image layout,
+//! OCI and Docker v2 manifests, names and tags, safe layer application,
+//! overlayfs snapshots, and loading/saving image archives.
+//!
+//! See docs/image-store.md for the layout on disk and the decisions.
+
+pub mod content;
+pub mod digest;
+mod fsutil;
+
+pub use content::{ContentError, ContentStore, Writer};
+pub use digest::{Digest, DigestError};
+pub mod manifest;
+pub mod reference;
+pub mod tags;
