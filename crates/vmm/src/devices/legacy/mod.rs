@@ -1,0 +1,10 @@
+//! PC legacy devices on the port-I/O bus: COM1, the i8042 reset line and
+//! the CMOS real-time clock.
+
+pub mod cmos;
+pub mod i8042;
+pub mod serial;
+
+pub use cmos::Cmos;
+pub use i8042::I8042;
+pub use serial::{ConsoleOutput, SerialDevice};

@@ -1,0 +1,6 @@
+//! Devices the guest sees, and the buses that route its accesses to them.
+
+pub mod bus;
+pub mod legacy;
+
+pub use bus::{Bus, BusDevice, BusError};
