@@ -10,6 +10,7 @@ mod fsutil;
 
 pub use content::{ContentError, ContentStore, Writer};
 pub use digest::{Digest, DigestError};
+pub mod apply;
 pub mod manifest;
 pub mod reference;
 pub mod tags;
