@@ -3,7 +3,8 @@
 # machine. Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 
-PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 procps time python3)
+# binutils: the VMM tests assemble their tiny guests with as/ld.
+PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 procps time python3 binutils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,68 @@
+//! Helpers shared by the KVM integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use vessel_vmm::{ConsoleOutput, VmConfig};
+
+/// Panics (never skips) when the host has no usable KVM.
+pub fn require_kvm() {
+    assert!(
+        Path::new("/dev/kvm").exists(),
+        "/dev/kvm is missing: the vessel-vmm tests need KVM (load kvm_intel/kvm_amd, or run on a host with virtualization)"
+    );
+}
+
+/// Assembles and links `tests/guests/NAME.s` into an ELF in `dir`.
+pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
+    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
+    let obj = dir.join(format!("{name}.o"));
+    let elf = dir.join(name);
+    run(Command::new("as")
+        .arg("--64")
+        .arg("-o")
+        .arg(&obj)
+        .arg(guests.join(format!("{name}.s"))));
+    run(Command::new("ld")
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-nostdlib",
+            "-static",
+            "--build-id=none",
+            "-T",
+        ])
+        .arg(guests.join("link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&obj));
+    elf
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?} ({e}); install binutils (scripts/install-deps.sh)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A config booting `kernel` with the console captured in memory.
+pub fn captured(kernel: &Path) -> (VmConfig, Arc<Mutex<Vec<u8>>>) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let mut config = VmConfig::new(kernel);
+    config.memory_mib = 32;
+    config.console = ConsoleOutput::Buffer(buf.clone());
+    (config, buf)
+}
+
+/// The captured console output as text.
+pub fn text(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().expect("console buffer")).into_owned()
+}
