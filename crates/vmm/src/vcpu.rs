@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use kvm_bindings::{
     kvm_run, CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
@@ -169,15 +169,13 @@ extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc
     }
 }
 
-/// Installs the kick handler (once per process).
+/// Installs the kick handler (once per process; a failure is reported to
+/// every caller).
 pub fn install_kick_handler() -> Result<(), VcpuError> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result =
-            register_signal_handler(kick_signal(), kick_handler).map_err(VcpuError::SignalHandler);
-    });
-    result
+    static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| register_signal_handler(kick_signal(), kick_handler).map_err(|e| e.errno()))
+        .map_err(|errno| VcpuError::SignalHandler(vmm_sys_util::errno::Error::new(errno)))
 }
 
 impl Vcpu {
