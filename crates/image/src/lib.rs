@@ -11,6 +11,15 @@ mod fsutil;
 pub use content::{ContentError, ContentStore, Writer};
 pub use digest::{Digest, DigestError};
 pub mod apply;
+pub mod archive;
+pub mod gc;
 pub mod manifest;
+pub mod mount;
 pub mod reference;
+pub mod snapshot;
+pub mod store;
 pub mod tags;
+pub mod unpack;
+
+pub use reference::Reference;
+pub use store::{Image, ImageStore, StoreError};

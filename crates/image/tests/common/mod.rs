@@ -168,3 +168,78 @@ fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
         }
     }
 }
+
+/// An image config for these layers (uncompressed tars).
+pub fn config_for(layers: &[Vec<u8>]) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| vessel_image::Digest::of(l).to_string())
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap()
+}
+
+/// A `docker save` archive (classic layout: `<id>/layer.tar`, `<id>.json`,
+/// `manifest.json`, `repositories`) of one image.
+pub fn docker_archive(layers: &[Vec<u8>], config: &[u8], tags: &[&str]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    let config_name = format!("{}.json", vessel_image::Digest::of(config).hex());
+    let mut paths = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let p = format!("layer{i}/layer.tar");
+        add(&p, l);
+        paths.push(p);
+    }
+    add(&config_name, config);
+    let manifest = serde_json::json!([{"Config": config_name, "RepoTags": tags, "Layers": paths}]);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.into_inner().unwrap()
+}
+
+/// A small busybox image's layers: busybox and links, then a layer that
+/// whites out a file and adds one.
+pub fn busybox_layers() -> Vec<Vec<u8>> {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    let mut l0 = Layer::new();
+    l0.dir("bin/", 0o755)
+        .dir("etc/", 0o755)
+        .file("etc/motd", "hello")
+        .file("etc/gone", "bye")
+        .dir("tmp/", 0o1777)
+        .symlink("bin/sh", "busybox");
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(busybox.len() as u64);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    l0.b_append(&mut h, "bin/busybox", &busybox);
+    let l0 = l0.tar();
+    let l1 = Layer::new()
+        .file("etc/.wh.gone", "")
+        .file("etc/added", "new")
+        .tar();
+    vec![l0, l1]
+}
+
+impl Layer {
+    pub fn b_append(&mut self, h: &mut tar::Header, path: &str, data: &[u8]) -> &mut Self {
+        self.b.append_data(h, path, data).unwrap();
+        self
+    }
+}
