@@ -291,3 +291,70 @@ pub fn diff_ids(config: &ImageConfiguration) -> Result<Vec<Digest>, DigestError>
         .map(|s| Digest::parse(s))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::ContentStore;
+
+    fn put(store: &ContentStore, v: serde_json::Value) -> (Digest, u64) {
+        let data = serde_json::to_vec(&v).unwrap();
+        (store.write_blob(&data).unwrap(), data.len() as u64)
+    }
+
+    #[test]
+    fn docker_manifest_list_resolves_to_linux_amd64() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let (config, csize) = put(
+            &store,
+            serde_json::json!({"architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []}}),
+        );
+        let manifest = |arch: &str| {
+            serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                "config": {"mediaType": DOCKER_CONFIG, "digest": config, "size": csize},
+                "layers": [{"mediaType": DOCKER_LAYER_GZIP, "size": 1,
+                    "digest": Digest::of(arch.as_bytes())}]})
+        };
+        let (arm, arm_size) = put(&store, manifest("arm64"));
+        let (amd, amd_size) = put(&store, manifest("amd64"));
+        let (list, _) = put(
+            &store,
+            serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST,
+                "manifests": [
+                    {"mediaType": DOCKER_MANIFEST, "digest": arm, "size": arm_size,
+                     "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+                    {"mediaType": DOCKER_MANIFEST, "digest": amd, "size": amd_size,
+                     "platform": {"architecture": "amd64", "os": "linux"}}]}),
+        );
+        let r = resolve(&store, &list, &Platform::linux_amd64()).unwrap();
+        assert_eq!(r.digest, amd);
+        assert_eq!(r.manifest.config().media_type().to_string(), DOCKER_CONFIG);
+        assert_eq!(
+            kind_of(r.manifest.layers()[0].media_type().as_ref()),
+            Kind::Layer
+        );
+        // A manifest resolves to itself.
+        assert_eq!(
+            resolve(&store, &amd, &Platform::linux_amd64())
+                .unwrap()
+                .digest,
+            amd
+        );
+        let s390 = Platform {
+            os: "linux".into(),
+            architecture: "s390x".into(),
+            variant: None,
+        };
+        let e = resolve(&store, &list, &s390).unwrap_err().to_string();
+        assert!(e.contains("no manifest for linux/s390x"), "{e}");
+        // Garbage is reported with its media type.
+        let (junk, _) = put(&store, serde_json::json!({"mediaType": "text/plain"}));
+        let e = resolve(&store, &junk, &Platform::linux_amd64()).unwrap_err();
+        assert!(
+            matches!(e, ManifestError::MediaType(ref m) if m == "text/plain"),
+            "{e}"
+        );
+    }
+}
