@@ -15,4 +15,12 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 # Integration tests start real containers; two at a time suit these 2 cores.
-cargo test --workspace -- --test-threads=2
+log=$(mktemp /tmp/vessel-test.XXXXXX)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace -- --test-threads=2 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo's last line is the last crate's doc-tests).
+# "ignored" tests are helpers that their parent test runs in a private namespace.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "(%d ignored: run by their parent tests)\ntotal: %d passed, %d failed\n", i, p, f }' "$log"
+exit "$status"
