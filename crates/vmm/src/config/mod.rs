@@ -1,9 +1,22 @@
-//! What a caller asks for and what it gets back.
+//! What a caller asks for and what it gets back, and the
+//! Firecracker-compatible configuration file that describes it ([`file`]).
+
+pub mod file;
 
 use std::path::PathBuf;
 
 use crate::arch::x86_64::cpuid::CpuidMask;
+use crate::arch::x86_64::mptable;
 use crate::devices::legacy::ConsoleOutput;
+
+/// Most vCPUs a microVM can have (the MP table's limit; KVM may allow fewer,
+/// which [`crate::run_vm`] checks).
+pub const MAX_VCPUS: u8 = mptable::MAX_CPUS;
+/// Smallest guest memory, in MiB.
+pub const MIN_MEM_MIB: u64 = crate::memory::MIN_MEM_MIB;
+/// Largest guest memory vessel accepts, in MiB (1 TiB): a ceiling against
+/// absurd values in untrusted configs; the host may still refuse less.
+pub const MAX_MEM_MIB: u64 = 1 << 20;
 
 /// Default kernel command line (Firecracker's, minus `pci=off`'s friends).
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=1 pci=off";
