@@ -1,0 +1,214 @@
+//! `vessel vm …`: plain microVMs.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+use vessel_vmm::config::file::{self as config_file, LogLevel};
+use vessel_vmm::config::{MAX_MEM_MIB, MAX_VCPUS, MIN_MEM_MIB};
+use vessel_vmm::{run_vm, ConsoleOutput, VmConfig, VmExitReason};
+
+/// Exit code when the guest ends in a way a guest should not (triple fault,
+/// crash, halt). VMM and config errors exit with 1, usage errors with 2.
+pub const EXIT_GUEST_FAILED: u8 = 3;
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Boot one microVM in the foreground; returns when the guest ends.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Guest kernel: ELF vmlinux (PVH entry when present) or bzImage.
+    #[arg(long, value_name = "PATH", required_unless_present = "config_file")]
+    kernel: Option<PathBuf>,
+    /// Initrd / initramfs.
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long, value_name = "STR")]
+    cmdline: Option<String>,
+    /// Number of vCPUs [default: 1].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_VCPUS)))]
+    cpus: Option<u8>,
+    /// Guest memory in MiB [default: 128].
+    #[arg(long, value_name = "MiB",
+          value_parser = clap::value_parser!(u64).range(MIN_MEM_MIB..=MAX_MEM_MIB))]
+    memory: Option<u64>,
+    /// Firecracker-format JSON config; the flags above override it.
+    #[arg(long, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// Where the guest's serial console goes: stdio, file:PATH or none.
+    #[arg(long, value_name = "SINK", default_value = "stdio", value_parser = parse_console)]
+    console: Console,
+    /// VMM log file (appended to); overrides the config file's logger.log_path.
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+enum Console {
+    Stdio,
+    File(PathBuf),
+    None,
+}
+
+fn parse_console(s: &str) -> Result<Console, String> {
+    match s {
+        "stdio" => Ok(Console::Stdio),
+        "none" => Ok(Console::None),
+        _ => match s.strip_prefix("file:") {
+            Some("") => Err("file: needs a path (file:PATH)".into()),
+            Some(path) => Ok(Console::File(path.into())),
+            None => Err(format!("expected stdio, file:PATH or none, got {s:?}")),
+        },
+    }
+}
+
+pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        VmCommand::Run(args) => run_one(&args),
+    }
+}
+
+fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let (config, log) = build_config(args)?;
+    let mut log = log;
+    log.info(&format!(
+        "starting microVM: kernel {}, initrd {}, {} vCPU(s), {} MiB, cmdline {:?}",
+        config.kernel.display(),
+        config
+            .initrd
+            .as_deref()
+            .map_or("none".into(), |p| p.display().to_string()),
+        config.vcpus,
+        config.memory_mib,
+        config.cmdline
+    ));
+    let start = Instant::now();
+    let reason = match run_vm(config).context("The microVM failed") {
+        Ok(r) => r,
+        Err(e) => {
+            log.error(&format!("{e:#}"));
+            return Err(e);
+        }
+    };
+    let elapsed = start.elapsed();
+    let what = describe(reason);
+    if reason.is_clean() {
+        log.info(&format!("guest ended: {what} after {elapsed:?}"));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        log.error(&format!("guest ended abnormally: {what} after {elapsed:?}"));
+        eprintln!("vessel: the guest ended abnormally: {what}");
+        Ok(ExitCode::from(EXIT_GUEST_FAILED))
+    }
+}
+
+fn describe(reason: VmExitReason) -> &'static str {
+    match reason {
+        VmExitReason::Reset => "reset",
+        VmExitReason::PowerOff => "power-off",
+        VmExitReason::TripleFault => "triple fault (a vCPU faulted with no way to handle it)",
+        VmExitReason::Crash => "crash reported by the guest",
+        VmExitReason::Halted => "the boot vCPU halted with nothing to wake it",
+    }
+}
+
+/// The config file (if any), then the flags over it.
+fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log)> {
+    let mut log_path = None;
+    let mut level = LogLevel::Info;
+    let mut config = match &args.config_file {
+        Some(path) => {
+            let file = config_file::load(path)
+                .and_then(|f| f.to_vm_config().map(|c| (c, f)))
+                .with_context(|| format!("Invalid --config-file {}", path.display()))?;
+            log_path = file.1.log_path().map(Path::to_path_buf);
+            level = file.1.log_level().unwrap_or(level);
+            file.0
+        }
+        None => VmConfig::new(
+            args.kernel
+                .as_deref()
+                .ok_or_else(|| anyhow!("--kernel or --config-file is required"))?,
+        ),
+    };
+    if let Some(kernel) = &args.kernel {
+        config.kernel = kernel.clone();
+    }
+    if let Some(initrd) = &args.initrd {
+        config.initrd = Some(initrd.clone());
+    }
+    if let Some(cmdline) = &args.cmdline {
+        config_file::check_cmdline(cmdline).map_err(|e| anyhow!("Invalid --cmdline: {e}"))?;
+        config.cmdline = cmdline.clone();
+    }
+    if let Some(cpus) = args.cpus {
+        config.vcpus = cpus;
+    }
+    if let Some(memory) = args.memory {
+        config.memory_mib = memory;
+    }
+    (config.console, config.console_input) = match &args.console {
+        Console::Stdio => (ConsoleOutput::Stdout, true),
+        Console::File(path) => (ConsoleOutput::File(path.clone()), false),
+        Console::None => (ConsoleOutput::None, false),
+    };
+    let log_path = args.log.clone().or(log_path);
+    let log = Log::open(log_path.as_deref(), level)?;
+    Ok((config, log))
+}
+
+/// The VMM log: one line per event, `SECONDS.MILLIS LEVEL message`.
+struct Log {
+    file: Option<File>,
+    level: LogLevel,
+}
+
+impl Log {
+    fn open(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Self> {
+        let file = path
+            .map(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("Cannot open the log file {}", p.display()))
+            })
+            .transpose()?;
+        Ok(Log { file, level })
+    }
+
+    fn info(&mut self, msg: &str) {
+        self.write(LogLevel::Info, "INFO", msg);
+    }
+
+    fn error(&mut self, msg: &str) {
+        self.write(LogLevel::Error, "ERROR", msg);
+    }
+
+    fn write(&mut self, level: LogLevel, name: &str, msg: &str) {
+        if level > self.level {
+            return;
+        }
+        if let Some(f) = &mut self.file {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            // A log that cannot be written must not stop the VM.
+            let _ = writeln!(
+                f,
+                "{}.{:03} {name} {msg}",
+                now.as_secs(),
+                now.subsec_millis()
+            );
+        }
+    }
+}
