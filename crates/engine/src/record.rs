@@ -1,0 +1,136 @@
+//! What the engine remembers about a container (`container.json`): who it
+//! is, what it was made from, how it is configured, and what state it is in.
+
+use serde::{Deserialize, Serialize};
+
+/// The metadata of one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique name (without docker's leading `/`).
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The image as the user named it, normalized (`docker.io/library/busybox:latest`).
+    pub image: String,
+    /// The image ID: the digest of its config (`sha256:...`).
+    pub image_id: String,
+    /// The container's configuration (the image's, with the user's options applied).
+    pub config: ContainerConfig,
+    /// The lifecycle state.
+    pub state: ContainerState,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A network namespace of its own with only loopback (docker's `none`).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// Resource limits (`-m`, `--memory-swap`, `--cpus`, `--pids-limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Memory + swap limit in bytes (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
+    /// CPU quota in billionths of a CPU (docker's NanoCpus).
+    pub nano_cpus: Option<i64>,
+    /// Maximum number of processes.
+    pub pids_limit: Option<i64>,
+}
+
+/// The configuration a container runs with, resolved at creation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// Entrypoint (image's or `--entrypoint`).
+    pub entrypoint: Vec<String>,
+    /// Command (image's Cmd or the user's).
+    pub cmd: Vec<String>,
+    /// Environment, `KEY=value`, image's first, the user's overriding.
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    pub working_dir: String,
+    /// User as given (`name`, `uid`, `name:group`, `uid:gid`); empty is root.
+    pub user: String,
+    /// Hostname.
+    pub hostname: String,
+    /// Resource limits.
+    pub limits: Limits,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--cap-add`, normalized (`CAP_NET_ADMIN`, or `ALL`).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, normalized.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--network`.
+    pub network: NetworkMode,
+}
+
+impl ContainerConfig {
+    /// The process arguments: entrypoint followed by command.
+    pub fn args(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(&self.cmd).cloned().collect()
+    }
+}
+
+/// Lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started (or being started).
+    Created,
+    /// The process runs.
+    Running,
+    /// The process has ended.
+    Exited,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        })
+    }
+}
+
+/// The container's state, as docker's `State`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// created | running | exited.
+    pub status: Status,
+    /// Host pid of the container's init while running, else 0.
+    pub pid: i32,
+    /// Exit code of the last run (128+N when killed by signal N).
+    pub exit_code: Option<i32>,
+    /// Why the last start failed, if it did.
+    pub error: Option<String>,
+    /// RFC 3339 time of the last start.
+    pub started_at: Option<String>,
+    /// RFC 3339 time of the last exit.
+    pub finished_at: Option<String>,
+}
+
+impl ContainerState {
+    /// The state of a new container.
+    pub fn created() -> Self {
+        ContainerState {
+            status: Status::Created,
+            pid: 0,
+            exit_code: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The OCI runtime spec (`config.json`) of a container: its
+//! [`ContainerConfig`] plus docker's secure defaults — the default capability
+//! set, the default seccomp profile, masked and read-only paths, the default
+//! mounts and namespaces, and a device cgroup that denies all but the
+//! standard devices.
+
+pub mod caps;
+mod defaults;
+pub mod seccomp;
+pub mod user;
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+use crate::error::{EngineError, Result};
+use crate::options::{set_env, DEFAULT_PATH};
+use crate::record::{ContainerConfig, NetworkMode};
+use user::ResolvedUser;
+
+/// The cgroup every engine container gets (under each hierarchy).
+pub fn cgroup_path(id: &str) -> String {
+    format!("/vessel/{id}")
+}
+
+/// The spec of container `id`, whose rootfs is `rootfs` next to config.json.
+pub fn generate(id: &str, cfg: &ContainerConfig, user: &ResolvedUser) -> Result<Spec> {
+    let caps = caps::resolve(&cfg.cap_add, &cfg.cap_drop, cfg.privileged);
+    let mut env = Vec::new();
+    if !cfg.env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(DEFAULT_PATH.to_owned());
+    }
+    env.push(format!("HOSTNAME={}", cfg.hostname));
+    for e in &cfg.env {
+        set_env(&mut env, e);
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    let mut sysctl = json!({});
+    if cfg.network == NetworkMode::None {
+        namespaces.push(json!({"type": "network"}));
+        // Docker's defaults for a private network namespace.
+        sysctl = json!({
+            "net.ipv4.ip_unprivileged_port_start": "0",
+            "net.ipv4.ping_group_range": "0 2147483647",
+        });
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": cgroup_path(id),
+        "resources": resources(cfg),
+        "sysctl": sysctl,
+    });
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(defaults::MASKED_PATHS);
+        linux["readonlyPaths"] = json!(defaults::READONLY_PATHS);
+        linux["seccomp"] =
+            serde_json::to_value(seccomp::default_profile(&caps)?).map_err(EngineError::Seccomp)?;
+    }
+
+    let spec = json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": false,
+            "user": {
+                "uid": user.uid,
+                "gid": user.gid,
+                "additionalGids": user.additional_gids,
+            },
+            "args": cfg.args(),
+            "env": env,
+            "cwd": cfg.working_dir,
+            "capabilities": {
+                "bounding": caps,
+                "effective": caps,
+                "permitted": caps,
+            },
+            "noNewPrivileges": false,
+        },
+        "root": {"path": "rootfs", "readonly": cfg.read_only},
+        "hostname": cfg.hostname,
+        "mounts": defaults::mounts(cfg.privileged),
+        "linux": linux,
+    });
+    serde_json::from_value(spec).map_err(|source| EngineError::Spec {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+fn resources(cfg: &ContainerConfig) -> Value {
+    let devices = if cfg.privileged {
+        json!([{"allow": true, "access": "rwm"}])
+    } else {
+        // The runtime appends the standard devices to a deny-all start.
+        json!([{"allow": false, "access": "rwm"}])
+    };
+    let mut r = json!({"devices": devices});
+    let l = &cfg.limits;
+    if let Some(m) = l.memory {
+        // Docker: without --memory-swap, as much swap as memory.
+        let swap = l.memory_swap.unwrap_or(m.saturating_mul(2));
+        r["memory"] = json!({"limit": m, "swap": swap});
+    }
+    if let Some(n) = l.nano_cpus {
+        let period: i64 = 100_000;
+        r["cpu"] = json!({"quota": n * period / 1_000_000_000, "period": period});
+    }
+    if let Some(p) = l.pids_limit {
+        r["pids"] = json!({"limit": p});
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;
