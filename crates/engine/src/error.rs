@@ -170,14 +170,14 @@ impl EngineError {
         out
     }
 
-    /// The exit code docker gives this error: 127 when the command does not
-    /// exist, 126 when it cannot be executed, else 125 (the engine failed).
+    /// The exit code docker gives this error: 127 when the command is not
+    /// found in the image, else 125 (the engine failed). The runtime checks
+    /// `process.args[0]` before the container starts and reports it by that
+    /// field name (also across the init's error channel, as text); docker's
+    /// 126 (found but not executable) is not told apart by the runtime yet.
     pub fn exit_code(&self) -> i32 {
-        let text = self.chain().join(": ");
-        if text.contains("No such file or directory") && text.contains("exec") {
+        if self.chain().iter().any(|c| c.contains("process.args[0]")) {
             127
-        } else if text.contains("Permission denied") && text.contains("exec") {
-            126
         } else {
             125
         }

@@ -18,7 +18,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -172,6 +172,7 @@ fn monitor_steps(
         nix::unistd::dup2(fd.as_raw_fd(), target).map_err(sys("dup2"))?;
     }
     drop((stdin, stdio.stdout, stdio.stderr));
+    close_inherited(out.as_raw_fd())?;
 
     let rt_err = |source| EngineError::Runtime {
         id: id.to_owned(),
@@ -220,6 +221,26 @@ fn monitor_steps(
         Ok(()) | Err(vessel_runtime::RuntimeError::NotFound(_)) => Ok(code),
         Err(e) => Err(rt_err(e)),
     }
+}
+
+/// Close every descriptor but stdio and `keep`. The monitor is a fork of
+/// the caller and never execs, so close-on-exec does not help: without this
+/// it would hold whatever the caller had open (another container's rootfs
+/// directory, say, keeping its unmount busy) for the container's lifetime.
+/// The caller's objects that own these descriptors are never dropped here:
+/// the monitor leaves with `_exit`.
+fn close_inherited(keep: RawFd) -> Result<()> {
+    let dir = "/proc/self/fd";
+    let fds: Vec<RawFd> = std::fs::read_dir(dir)
+        .map_err(EngineError::io("cannot list", dir))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+        // EBADF for the directory handle of the listing, already closed.
+        let _ = nix::unistd::close(fd);
+    }
+    Ok(())
 }
 
 /// Wait for `pid` (a child or, as subreaper, a grandchild), reaping any
