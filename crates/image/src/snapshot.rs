@@ -131,6 +131,12 @@ impl Snapshotter {
         check_name(key).is_ok() && self.active_dir(key).is_dir()
     }
 
+    /// The committed parent of the active snapshot `key`.
+    pub fn parent_of_active(&self, key: &str) -> Result<Option<String>, SnapshotError> {
+        check_name(key)?;
+        read_parent(&self.active_dir(key))
+    }
+
     /// The committed parent chain starting at `name` (nearest first).
     pub fn chain(&self, name: &str) -> Result<Vec<String>, SnapshotError> {
         let mut out = Vec::new();
@@ -325,6 +331,38 @@ impl Snapshotter {
             }
         }
         Ok(out)
+    }
+
+    /// Remove what killed processes left: half-made (`.new-*`) and
+    /// half-removed (`.rm-*`) directories, and layers being unpacked by a
+    /// process that no longer exists (`extract-<pid>-*`), unmounting their
+    /// lower-layer mount first. Every change of the set happens under the
+    /// lock, so under it the first two are debris.
+    pub(crate) fn remove_debris(&self) -> Result<usize, SnapshotError> {
+        let _lock = self.lock()?;
+        let base = self.root.join("active");
+        let mut n = 0;
+        for e in fs::read_dir(&base)
+            .map_err(io_err("list", &base))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dead_extract = name
+                .strip_prefix("extract-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if name.starts_with(".new-") || name.starts_with(".rm-") || dead_extract {
+                let merged = e.path().join("merged");
+                if merged.exists() {
+                    let _ = crate::mount::unmount(&merged);
+                }
+                if fs::remove_dir_all(e.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// Names of every committed snapshot.

@@ -6,6 +6,12 @@
 //! so the store root stays a valid OCI layout that other tools can read.
 //! Every change is a read-modify-write under an exclusive `flock` on
 //! `index.lock`, ending with an atomic rename; readers need no lock.
+//!
+//! Entries *without* a name are untagged images that are kept (docker's
+//! dangling `<none>` images): an image that loses its last name because the
+//! name moved to another image (a load or a tag), an untagged import or
+//! load, an image a container still uses after a forced `rmi`. They are GC
+//! roots until `image prune` drops them.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -125,34 +131,77 @@ impl TagStore {
     }
 
     /// Apply `f` to the map under the lock and write the result atomically.
-    /// Returns what `f` returned.
+    /// Returns what `f` returned. Untagged entries are kept as they are.
     pub fn update<T>(
         &self,
         f: impl FnOnce(&mut BTreeMap<String, Target>) -> Result<T, TagError>,
+    ) -> Result<T, TagError> {
+        self.update_index(|index| f(&mut index.names))
+    }
+
+    /// Apply `f` to the names and untagged entries under the lock and write
+    /// the result atomically (untagged entries that also have a name, or
+    /// appear twice, are dropped).
+    pub fn update_index<T>(
+        &self,
+        f: impl FnOnce(&mut Index) -> Result<T, TagError>,
     ) -> Result<T, TagError> {
         let _lock = FileLock::exclusive(&self.lock).map_err(|source| TagError::Io {
             op: "lock",
             path: self.lock.clone(),
             source,
         })?;
-        let mut index = self.read()?;
-        let mut map = to_map(&index);
-        let out = f(&mut map)?;
-        index.manifests = map
+        let mut file = self.read()?;
+        let mut index = to_index(&file);
+        let out = f(&mut index)?;
+        index.normalize();
+        file.manifests = index
+            .names
             .into_iter()
             .map(|(name, target)| Entry {
                 target,
                 annotations: BTreeMap::from([(REF_NAME.to_string(), name)]),
             })
+            .chain(index.untagged.into_iter().map(|target| Entry {
+                target,
+                annotations: BTreeMap::new(),
+            }))
             .collect();
-        index.media_type = Some(crate::manifest::OCI_INDEX.into());
-        let data = serde_json::to_vec_pretty(&index).expect("index serializes");
+        file.media_type = Some(crate::manifest::OCI_INDEX.into());
+        let data = serde_json::to_vec_pretty(&file).expect("index serializes");
         write_atomic(&self.index, &data).map_err(|source| TagError::Io {
             op: "write",
             path: self.index.clone(),
             source,
         })?;
         Ok(out)
+    }
+
+    /// Names and untagged entries.
+    pub fn index(&self) -> Result<Index, TagError> {
+        Ok(to_index(&self.read()?))
+    }
+
+    /// Remove temporary files a killed writer left beside `index.json`
+    /// (every write happens under the lock, so under it they are debris).
+    pub(crate) fn remove_debris(&self) -> Result<usize, TagError> {
+        let _lock = FileLock::exclusive(&self.lock).map_err(|source| TagError::Io {
+            op: "lock",
+            path: self.lock.clone(),
+            source,
+        })?;
+        let dir = self.index.parent().unwrap_or(Path::new("."));
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(".index.json.tmp")
+            {
+                let _ = std::fs::remove_file(e.path());
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Every name and its target.
@@ -180,6 +229,74 @@ impl TagStore {
                 .ok_or_else(|| TagError::NotFound(r.familiar()))
         })
     }
+}
+
+/// Everything `index.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    /// Name (as [`key`] makes it) -> target.
+    pub names: BTreeMap<String, Target>,
+    /// Untagged images kept (docker's dangling images).
+    pub untagged: Vec<Target>,
+}
+
+impl Index {
+    /// Whether some name points at `digest`.
+    pub fn is_named(&self, digest: &Digest) -> bool {
+        self.names.values().any(|t| &t.digest == digest)
+    }
+
+    /// Point the name `key` at `target`. The image it pointed at before,
+    /// if this was its last name, is kept as an untagged entry (docker
+    /// makes it a dangling image rather than deleting it).
+    pub fn retarget(&mut self, key: String, target: Target) {
+        if let Some(old) = self.names.insert(key, target) {
+            if !self.is_named(&old.digest) {
+                self.add_untagged(old);
+            }
+        }
+    }
+
+    /// Keep `target` as an untagged image (no-op if it has a name or is
+    /// already kept).
+    pub fn add_untagged(&mut self, target: Target) {
+        if !self.is_named(&target.digest)
+            && !self.untagged.iter().any(|t| t.digest == target.digest)
+        {
+            self.untagged.push(target);
+        }
+    }
+
+    /// Every target, named or not, once each.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
+        for t in self.names.values().chain(&self.untagged) {
+            if !out.iter().any(|o| o.digest == t.digest) {
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    fn normalize(&mut self) {
+        let untagged = std::mem::take(&mut self.untagged);
+        for t in untagged {
+            self.add_untagged(t);
+        }
+    }
+}
+
+fn to_index(file: &IndexFile) -> Index {
+    let mut index = Index {
+        names: to_map(file),
+        untagged: Vec::new(),
+    };
+    for e in &file.manifests {
+        if !e.annotations.contains_key(REF_NAME) {
+            index.add_untagged(e.target.clone());
+        }
+    }
+    index
 }
 
 fn to_map(index: &IndexFile) -> BTreeMap<String, Target> {
@@ -225,6 +342,38 @@ mod tests {
         );
         assert_eq!(again.remove(&r).unwrap(), target(1));
         assert!(matches!(again.remove(&r), Err(TagError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_name_moved_away_leaves_its_image_untagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let tags = TagStore::new(dir.path());
+        tags.update_index(|i| {
+            i.retarget("localhost/a:1".into(), target(1));
+            i.retarget("localhost/b:1".into(), target(1));
+            i.retarget("localhost/c:1".into(), target(3));
+            // a moves, but b still names 1: nothing becomes untagged.
+            i.retarget("localhost/a:1".into(), target(2));
+            Ok(())
+        })
+        .unwrap();
+        assert!(tags.index().unwrap().untagged.is_empty());
+        tags.update_index(|i| {
+            i.retarget("localhost/b:1".into(), target(2));
+            Ok(())
+        })
+        .unwrap();
+        let index = tags.index().unwrap();
+        assert_eq!(index.untagged, vec![target(1)]);
+        assert_eq!(index.names.len(), 3);
+        // Plain `update` keeps untagged entries; naming one again drops it.
+        tags.set(&Reference::parse("localhost/d").unwrap(), target(9))
+            .unwrap();
+        assert_eq!(tags.index().unwrap().untagged, vec![target(1)]);
+        tags.set(&Reference::parse("localhost/e").unwrap(), target(1))
+            .unwrap();
+        assert!(tags.index().unwrap().untagged.is_empty());
+        assert_eq!(tags.index().unwrap().targets().len(), 4);
     }
 
     #[test]

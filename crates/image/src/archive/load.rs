@@ -127,16 +127,20 @@ pub fn load<R: Read>(store: &ImageStore, reader: R) -> Result<Vec<Loaded>, LoadE
         if scanned.json.contains_key("index.json") && scanned.files.contains_key("oci-layout") {
             load_oci(store, &scanned, &platform)?
         } else if scanned.json.contains_key("manifest.json") {
-            load_docker(store, &scanned)?
+            load_docker(store, &scanned, &mut lease)?
         } else {
             return Err(LoadError::NotAnArchive);
         };
     store
         .tags()
-        .update(|m| {
+        .update_index(|index| {
             for l in &loaded {
                 for n in &l.names {
-                    m.insert(key(n), l.target.clone());
+                    // As docker: an image whose name moves here stays, untagged.
+                    index.retarget(key(n), l.target.clone());
+                }
+                if l.names.is_empty() {
+                    index.add_untagged(l.target.clone());
                 }
             }
             Ok(())
@@ -201,12 +205,11 @@ fn scan<R: Read>(
             });
         }
         let digest = w
-            .commit(Some(size), expected.as_ref())
+            .commit_leased(Some(size), expected.as_ref(), lease)
             .map_err(|source| LoadError::Blob {
                 path: path.clone(),
                 source,
             })?;
-        lease.add(&digest).map_err(StoreError::from)?;
         files.insert(path, (digest, size));
     }
     for (from, to) in links {
@@ -257,7 +260,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: &Scanned, path: &str) -> Result
     })
 }
 
-fn load_docker(store: &ImageStore, s: &Scanned) -> Result<Vec<Loaded>, LoadError> {
+fn load_docker(
+    store: &ImageStore,
+    s: &Scanned,
+    lease: &mut crate::gc::Lease,
+) -> Result<Vec<Loaded>, LoadError> {
     let entries: Vec<DockerEntry> = parse_json(s, "manifest.json")?;
     let mut out = Vec::new();
     for e in entries {
@@ -305,7 +312,7 @@ fn load_docker(store: &ImageStore, s: &Scanned) -> Result<Vec<Loaded>, LoadError
         let data = serde_json::to_vec(&manifest).expect("manifest serializes");
         let digest = store
             .content()
-            .write_blob(&data)
+            .write_blob_leased(&data, lease)
             .map_err(StoreError::from)?;
         let names = e
             .repo_tags

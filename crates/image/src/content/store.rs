@@ -42,6 +42,9 @@ pub enum ContentError {
         /// Digest of what was written.
         actual: Digest,
     },
+    /// The blob could not be added to its lease.
+    #[error("Cannot keep the blob in its lease")]
+    Lease(#[source] Box<crate::gc::GcError>),
     /// A blob is larger than a caller's limit (for in-memory reads).
     #[error("Blob {digest} is {size} bytes, more than the {limit} bytes allowed here")]
     TooLarge {
@@ -97,6 +100,11 @@ impl ContentStore {
     /// The directory of in-progress writes.
     pub fn ingest_dir(&self) -> PathBuf {
         self.root.join("ingest")
+    }
+
+    /// The lock the garbage collector holds exclusively while it runs.
+    pub(crate) fn gc_lock_path(&self) -> PathBuf {
+        self.root.join("gc.lock")
     }
 
     /// Whether a blob is present.
@@ -165,6 +173,18 @@ impl ContentStore {
         let path = w.temp_path().to_path_buf();
         io::Write::write_all(&mut w, data).map_err(io_err("write", &path))?;
         w.commit(Some(data.len() as u64), None)
+    }
+
+    /// Write a whole in-memory blob kept by `lease`; returns its digest.
+    pub fn write_blob_leased(
+        &self,
+        data: &[u8],
+        lease: &mut crate::gc::Lease,
+    ) -> Result<Digest, ContentError> {
+        let mut w = self.writer()?;
+        let path = w.temp_path().to_path_buf();
+        io::Write::write_all(&mut w, data).map_err(io_err("write", &path))?;
+        w.commit_leased(Some(data.len() as u64), None, lease)
     }
 
     /// Every blob present.

@@ -1,4 +1,10 @@
 //! Streaming a blob in: hash while writing to a temporary file, verify, rename.
+//!
+//! The writer holds an exclusive `flock` on its temporary file while it
+//! lives, so the garbage collector can tell a write in progress from the
+//! debris of a killed process. The final rename happens under a *shared*
+//! lock on `gc.lock` (the collector takes it exclusively), so a blob can
+//! never appear, or be found already present, in the middle of a collection.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -9,6 +15,8 @@ use sha2::{Digest as _, Sha256};
 use super::store::io_err;
 use super::{ContentError, ContentStore};
 use crate::digest::Digest;
+use crate::fsutil::FileLock;
+use crate::gc::Lease;
 
 /// A blob being written. Dropping it without [`Writer::commit`] removes the
 /// temporary file; nothing becomes visible.
@@ -24,8 +32,16 @@ pub struct Writer {
 impl Writer {
     pub(super) fn new(store: ContentStore) -> Result<Self, ContentError> {
         let dir = store.ingest_dir();
+        // Created and locked in one step as the collector sees it: it never
+        // finds this file unlocked while we live.
+        let gc_lock = store.gc_lock_path();
+        let _gc = FileLock::shared(&gc_lock).map_err(io_err("lock", &gc_lock))?;
         let (file, temp) =
             crate::fsutil::create_unique(&dir, "blob").map_err(io_err("create ingest in", &dir))?;
+        if let Err(e) = crate::fsutil::flock(&file, libc::LOCK_EX) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io_err("lock", &temp)(e));
+        }
         Ok(Writer {
             store,
             file: Some(file),
@@ -48,12 +64,35 @@ impl Writer {
     /// Verify size and digest (each when given), then make the blob visible
     /// under its digest. On a mismatch the temporary file is removed and
     /// nothing is visible. A blob already present is simply kept.
+    ///
+    /// Nothing keeps the blob from the garbage collector once it is visible:
+    /// an operation that goes on to tag it should use [`Writer::commit_leased`].
     pub fn commit(
-        mut self,
+        self,
         expected_size: Option<u64>,
         expected_digest: Option<&Digest>,
     ) -> Result<Digest, ContentError> {
-        let file = self.file.take().expect("file present until commit");
+        self.finish(expected_size, expected_digest, None)
+    }
+
+    /// As [`Writer::commit`], but the digest is added to `lease` before the
+    /// blob becomes visible (or is found already present), both under the
+    /// collector's shared lock: no collection can take it in between.
+    pub fn commit_leased(
+        self,
+        expected_size: Option<u64>,
+        expected_digest: Option<&Digest>,
+        lease: &mut Lease,
+    ) -> Result<Digest, ContentError> {
+        self.finish(expected_size, expected_digest, Some(lease))
+    }
+
+    fn finish(
+        mut self,
+        expected_size: Option<u64>,
+        expected_digest: Option<&Digest>,
+        lease: Option<&mut Lease>,
+    ) -> Result<Digest, ContentError> {
         let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
         if let Some(expected) = expected_size {
             if expected != self.size {
@@ -72,11 +111,21 @@ impl Writer {
                 });
             }
         }
+        let gc_lock = self.store.gc_lock_path();
+        let _gc = FileLock::shared(&gc_lock).map_err(io_err("lock", &gc_lock))?;
+        if let Some(lease) = lease {
+            lease
+                .add(&actual)
+                .map_err(|e| ContentError::Lease(Box::new(e)))?;
+        }
         let target = self.store.blob_path(&actual);
         if target.exists() {
             return Ok(actual); // Drop removes the temporary file.
         }
+        let file = self.file.take().expect("file present until commit");
         file.sync_all().map_err(io_err("sync", &self.temp))?;
+        // The ingest lock goes with the file; the shared GC lock held here
+        // keeps the collector from taking the unlocked temporary file.
         drop(file);
         std::fs::rename(&self.temp, &target).map_err(io_err("rename into", &target))?;
         self.temp = PathBuf::new();

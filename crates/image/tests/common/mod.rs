@@ -243,3 +243,37 @@ impl Layer {
         self
     }
 }
+
+/// Every file and directory under a store root with its size (lock files
+/// left out: they are not state), to prove a failed operation changed
+/// nothing.
+pub fn store_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    list_into(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn list_into(base: &Path, p: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "lock" || name.ends_with(".lock") {
+            continue;
+        }
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        let rel = path.strip_prefix(base).unwrap().display().to_string();
+        if m.is_dir() {
+            out.push(format!("{rel}/"));
+            list_into(base, &path, out);
+        } else {
+            out.push(format!("{rel} {}", m.len()));
+        }
+    }
+}
+
+/// A busybox root filesystem as one tarball (what `import` takes).
+pub fn busybox_rootfs() -> Vec<u8> {
+    busybox_layers().remove(0)
+}
