@@ -191,8 +191,10 @@ impl Client {
             }
             // Credentials only go to the registry's own origin: an upload
             // Location on another host gets none.
+            let mut sent_basic = false;
             if req.url.origin() == self.base.origin() {
                 if let Some(a) = self.authorization(req.scopes) {
+                    sent_basic = a.starts_with("Basic ");
                     r = r.set("Authorization", &a);
                 }
             }
@@ -218,7 +220,7 @@ impl Client {
                 Ok(resp) => return Ok(Ok(resp)),
                 Err(ureq::Error::Status(401, resp)) if !challenged => {
                     challenged = true;
-                    if !self.answer_challenge(&resp, req.scopes)? {
+                    if !self.answer_challenge(&resp, req.scopes, sent_basic)? {
                         return Ok(Err((401, resp)));
                     }
                 }
@@ -264,11 +266,13 @@ impl Client {
     }
 
     /// Act on a 401's challenges. `false` when there is nothing new to try
-    /// (Basic without credentials, or Basic already sent).
+    /// (Basic without credentials, or Basic already sent with this request;
+    /// another thread may have switched to Basic meanwhile, which is news).
     fn answer_challenge(
         &self,
         resp: &ureq::Response,
         scopes: &[String],
+        sent_basic: bool,
     ) -> Result<bool, RegistryError> {
         let mut challenges = Vec::new();
         for h in resp.all("www-authenticate") {
@@ -310,7 +314,7 @@ impl Client {
             return Ok(true);
         }
         if basic {
-            if state.basic || self.credentials.is_none() {
+            if sent_basic || self.credentials.is_none() {
                 return Ok(false);
             }
             state.basic = true;
