@@ -1,27 +1,26 @@
-//! From a [`VmConfig`] to a running microVM and back: memory, VM, kernel,
-//! boot structures, devices, vCPU threads, and a clean stop of every vCPU
-//! once the guest ends.
+//! From a [`VmConfig`] to a running microVM: memory, VM, kernel, boot
+//! structures, devices and vCPU threads ([`start_vm`]). What can be done to
+//! it then, and how it is stopped, is in [`crate::running`].
 
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use vm_memory::{Address, GuestMemoryBackend};
 use vmm_sys_util::eventfd::EventFd;
-use vmm_sys_util::signal::Killable;
 
 use crate::arch::x86_64::boot::{self, BootError};
 use crate::arch::x86_64::layout::{FIRST_ADDR_PAST_32BITS, PVH_INFO_START, ZERO_PAGE_START};
 use crate::arch::x86_64::mptable::{self, MptableError, MAX_CPUS};
 use crate::arch::x86_64::regs::BootProtocol;
-use crate::config::{VmConfig, VmExitReason};
+use crate::config::VmConfig;
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::legacy::serial::{SerialError, StdinForwarder};
 use crate::devices::legacy::{cmos, i8042, serial, Cmos, SerialDevice, I8042};
 use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
-use crate::vcpu::{self, BootEntry, Vcpu, VcpuError, VcpuStop};
+use crate::running::RunningVm;
+use crate::seccomp::{self, SeccompError, ThreadKind};
+use crate::vcpu::{self, BootEntry, Vcpu, VcpuControl, VcpuError, VcpuStop};
 use crate::vm::{Vm, VmError};
 
 /// Errors building or running a microVM.
@@ -62,6 +61,9 @@ pub enum VmmError {
     /// A vCPU failed while the guest ran.
     #[error("vCPU {0} failed")]
     Vcpu(u8, #[source] VcpuError),
+    /// A thread's seccomp filter.
+    #[error("Cannot confine the VMM")]
+    Seccomp(#[source] SeccompError),
 }
 
 /// Errors of device setup.
@@ -89,16 +91,20 @@ pub enum DeviceError {
 
 /// Something that ends the guest's run, sent to the VMM thread.
 #[derive(Debug)]
-enum VmEvent {
+pub enum VmEvent {
     /// The i8042 reset line was pulsed.
     Reset,
     /// A vCPU loop ended.
     Vcpu(u8, Result<VcpuStop, VcpuError>),
 }
 
-struct Devices {
+/// Where a running VM reports [`VmEvent`]s (called from vCPU threads).
+pub type Notify = Arc<dyn Fn(VmEvent) + Send + Sync>;
+
+pub(crate) struct Devices {
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
+    pub(crate) i8042: Arc<Mutex<I8042>>,
     _stdin: Option<StdinForwarder>,
 }
 
@@ -106,24 +112,21 @@ fn device_err(what: &'static str) -> impl FnOnce(DeviceError) -> VmmError {
     move |e| VmmError::Device(what, e)
 }
 
-fn setup_devices(config: &VmConfig, vm: &Vm, events: Sender<VmEvent>) -> Result<Devices, VmmError> {
-    let mut pio = Bus::new();
-
+fn irqfd(vm: &Vm, what: &'static str, gsi: u32) -> Result<EventFd, VmmError> {
     let irq = EventFd::new(libc::EFD_NONBLOCK)
-        .map_err(|e| VmmError::Device("serial console", DeviceError::EventFd(e)))?;
+        .map_err(|e| VmmError::Device(what, DeviceError::EventFd(e)))?;
     if vm.has_irqchip() {
         vm.fd()
-            .register_irqfd(&irq, serial::COM1_IRQ)
-            .map_err(|source| {
-                VmmError::Device(
-                    "serial console",
-                    DeviceError::Irqfd {
-                        gsi: serial::COM1_IRQ,
-                        source,
-                    },
-                )
-            })?;
+            .register_irqfd(&irq, gsi)
+            .map_err(|source| VmmError::Device(what, DeviceError::Irqfd { gsi, source }))?;
     }
+    Ok(irq)
+}
+
+fn setup_devices(config: &VmConfig, vm: &Vm, notify: Notify) -> Result<Devices, VmmError> {
+    let mut pio = Bus::new();
+
+    let irq = irqfd(vm, "serial console", serial::COM1_IRQ)?;
     let out = config
         .console
         .open()
@@ -132,21 +135,22 @@ fn setup_devices(config: &VmConfig, vm: &Vm, events: Sender<VmEvent>) -> Result<
     pio.insert(com1.clone(), serial::COM1_BASE, serial::COM_PORT_LEN)
         .map_err(|e| VmmError::Device("serial console", e.into()))?;
     let stdin = if config.console_input {
-        Some(StdinForwarder::start(com1).map_err(|e| VmmError::Device("console input", e.into()))?)
+        // The input thread is confined like the VMM thread.
+        let filter = config.seccomp.then_some(ThreadKind::Vmm);
+        Some(
+            StdinForwarder::start(com1, filter)
+                .map_err(|e| VmmError::Device("console input", e.into()))?,
+        )
     } else {
         None
     };
 
-    let reset = Mutex::new(events);
-    let i8042 = I8042::new(move || {
-        let _ = crate::devices::bus::lock(&reset).send(VmEvent::Reset);
-    });
-    pio.insert(
-        Arc::new(Mutex::new(i8042)),
-        i8042::I8042_BASE,
-        i8042::I8042_LEN,
-    )
-    .map_err(|e| device_err("i8042 controller")(e.into()))?;
+    let kbd_irq = irqfd(vm, "i8042 controller", i8042::KBD_IRQ)?;
+    let i8042 = Arc::new(Mutex::new(
+        I8042::new(move || notify(VmEvent::Reset)).with_irq(kbd_irq),
+    ));
+    pio.insert(i8042.clone(), i8042::I8042_BASE, i8042::I8042_LEN)
+        .map_err(|e| device_err("i8042 controller")(e.into()))?;
 
     let mem = vm.memory();
     let last = mem.last_addr().raw_value() + 1;
@@ -162,6 +166,7 @@ fn setup_devices(config: &VmConfig, vm: &Vm, events: Sender<VmEvent>) -> Result<
     Ok(Devices {
         pio: Arc::new(pio),
         mmio: Arc::new(Bus::new()),
+        i8042,
         _stdin: stdin,
     })
 }
@@ -200,24 +205,32 @@ fn load_boot(config: &VmConfig, vm: &Vm) -> Result<BootEntry, VmmError> {
 fn spawn_vcpu(
     mut vcpu: Vcpu,
     devices: &Devices,
-    stop: &Arc<AtomicBool>,
-    events: Sender<VmEvent>,
+    control: &Arc<VcpuControl>,
+    seccomp: bool,
+    notify: Notify,
 ) -> Result<JoinHandle<()>, VmmError> {
     let index = vcpu.index();
-    let (pio, mmio, stop) = (devices.pio.clone(), devices.mmio.clone(), stop.clone());
+    let (pio, mmio, control) = (devices.pio.clone(), devices.mmio.clone(), control.clone());
     std::thread::Builder::new()
         .name(format!("vessel-vcpu{index}"))
         .spawn(move || {
-            let result = vcpu.run_loop(&pio, &mmio, &stop);
-            let _ = events.send(VmEvent::Vcpu(index, result));
+            let result = if seccomp {
+                seccomp::install(ThreadKind::Vcpu).map_err(VcpuError::Seccomp)
+            } else {
+                Ok(())
+            };
+            let result = result.and_then(|()| vcpu.run_loop(&pio, &mmio, &control));
+            control.vcpu_gone();
+            notify(VmEvent::Vcpu(index, result));
         })
         .map_err(|e| VmmError::SpawnVcpu(index, e))
 }
 
-/// Boots the microVM `config` describes and runs it until the guest ends
-/// (reboot, power-off, triple fault) or a vCPU fails. Every vCPU thread has
-/// stopped when this returns.
-pub fn run_vm(config: VmConfig) -> Result<VmExitReason, VmmError> {
+/// Builds the microVM `config` describes and starts its vCPUs; the guest
+/// runs until [`RunningVm::stop`]. Whatever ends the guest (reset, triple
+/// fault, a vCPU error) is reported through `notify`; see
+/// [`crate::running::outcome`].
+pub fn start_vm(config: &VmConfig, notify: Notify) -> Result<RunningVm, VmmError> {
     let memory = memory::create_guest_memory(config.memory_mib).map_err(VmmError::Memory)?;
     let mut vm = Vm::new(memory).map_err(VmmError::Vm)?;
     let max = vm.max_vcpus().min(usize::from(MAX_CPUS));
@@ -229,10 +242,9 @@ pub fn run_vm(config: VmConfig) -> Result<VmExitReason, VmmError> {
     }
     vm.setup_irqchip().map_err(VmmError::Vm)?;
     vcpu::install_kick_handler().map_err(|e| VmmError::ConfigureVcpu(0, e))?;
-    let boot = load_boot(&config, &vm)?;
+    let boot = load_boot(config, &vm)?;
 
-    let (events_tx, events) = channel();
-    let devices = setup_devices(&config, &vm, events_tx.clone())?;
+    let devices = setup_devices(config, &vm, notify.clone())?;
 
     let cpuid = vm.supported_cpuid().map_err(VmmError::Vm)?;
     let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));
@@ -251,57 +263,16 @@ pub fn run_vm(config: VmConfig) -> Result<VmExitReason, VmmError> {
         vcpus.push(vcpu);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(VcpuControl::new());
     let mut threads = Vec::with_capacity(vcpus.len());
-    let mut outcome = None;
     for vcpu in vcpus {
-        match spawn_vcpu(vcpu, &devices, &stop, events_tx.clone()) {
+        match spawn_vcpu(vcpu, &devices, &control, config.seccomp, notify.clone()) {
             Ok(t) => threads.push(t),
             Err(e) => {
-                outcome = Some(Err(e));
-                break;
+                RunningVm::new(vm, devices, control, threads).stop();
+                return Err(e);
             }
         }
     }
-    drop(events_tx);
-
-    let outcome = match outcome {
-        Some(err) => err,
-        None => wait_for_end(&events),
-    };
-    stop_vcpus(&stop, threads);
-    outcome
-}
-
-/// Waits for the first event that ends the guest.
-fn wait_for_end(events: &std::sync::mpsc::Receiver<VmEvent>) -> Result<VmExitReason, VmmError> {
-    loop {
-        let Ok(event) = events.recv() else {
-            // Every vCPU loop ended without saying why: cannot happen, each
-            // sends its result; treat it as a halt.
-            return Ok(VmExitReason::Halted);
-        };
-        return match event {
-            VmEvent::Reset => Ok(VmExitReason::Reset),
-            VmEvent::Vcpu(_, Ok(VcpuStop::Stopped)) => continue,
-            VmEvent::Vcpu(_, Ok(VcpuStop::Halted)) => Ok(VmExitReason::Halted),
-            VmEvent::Vcpu(_, Ok(VcpuStop::TripleFault)) => Ok(VmExitReason::TripleFault),
-            VmEvent::Vcpu(_, Ok(VcpuStop::Reset)) => Ok(VmExitReason::Reset),
-            VmEvent::Vcpu(_, Ok(VcpuStop::PowerOff)) => Ok(VmExitReason::PowerOff),
-            VmEvent::Vcpu(_, Ok(VcpuStop::Crash)) => Ok(VmExitReason::Crash),
-            VmEvent::Vcpu(index, Err(e)) => Err(VmmError::Vcpu(index, e)),
-        };
-    }
-}
-
-/// Tells every vCPU to stop, kicks it out of KVM_RUN, and joins it.
-fn stop_vcpus(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for t in &threads {
-        // A thread that already returned ignores the signal.
-        let _ = t.kill(vcpu::kick_signal());
-    }
-    for t in threads {
-        let _ = t.join();
-    }
+    Ok(RunningVm::new(vm, devices, control, threads))
 }

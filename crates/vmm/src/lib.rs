@@ -10,15 +10,21 @@
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("vessel-vmm supports x86_64 hosts only");
 
+pub mod api;
 pub mod arch;
 pub mod builder;
 pub mod config;
+pub mod controller;
 pub mod devices;
 pub mod loader;
+pub mod logger;
 pub mod memory;
+pub mod running;
+pub mod seccomp;
 pub mod vcpu;
 pub mod vm;
 
-pub use builder::{run_vm, VmmError};
+pub use builder::{start_vm, VmmError};
 pub use config::{VmConfig, VmExitReason, DEFAULT_CMDLINE};
 pub use devices::legacy::ConsoleOutput;
+pub use running::{run_vm, RunningVm};

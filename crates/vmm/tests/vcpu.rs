@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::require_kvm;
 use vessel_vmm::devices::Bus;
 use vessel_vmm::memory::create_guest_memory;
-use vessel_vmm::vcpu::{kick_signal, Vcpu, VcpuStop, VmExit};
+use vessel_vmm::vcpu::{install_kick_handler, kick_signal, Vcpu, VcpuControl, VcpuStop, VmExit};
 use vessel_vmm::vm::Vm;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::signal::Killable;
@@ -73,14 +72,39 @@ fn port_out_then_in_then_hlt() {
 fn a_spinning_vcpu_is_kicked_out() {
     // jmp $ (forever)
     let (_vm, mut vcpu) = real_mode_vcpu(&[0xeb, 0xfe], 0, 0);
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
+    let control = Arc::new(VcpuControl::new());
+    let flag = control.clone();
     let thread = std::thread::spawn(move || {
         let (pio, mmio) = (Bus::new(), Bus::new());
         vcpu.run_loop(&pio, &mmio, &flag)
     });
     std::thread::sleep(Duration::from_millis(50));
-    stop.store(true, Ordering::SeqCst);
+    control.request_stop();
+    thread.kill(kick_signal()).expect("kick");
+    let result = thread.join().expect("vcpu thread");
+    assert_eq!(result.expect("loop"), VcpuStop::Stopped);
+}
+
+#[test]
+fn a_spinning_vcpu_is_parked_resumed_and_stopped() {
+    let (_vm, mut vcpu) = real_mode_vcpu(&[0xeb, 0xfe], 0, 0);
+    // Before the first kick can arrive (run_loop installs it too).
+    install_kick_handler().expect("kick handler");
+    let control = Arc::new(VcpuControl::new());
+    let flag = control.clone();
+    let thread = std::thread::spawn(move || {
+        let (pio, mmio) = (Bus::new(), Bus::new());
+        vcpu.run_loop(&pio, &mmio, &flag)
+    });
+    for _ in 0..3 {
+        control.request_pause();
+        thread.kill(kick_signal()).expect("kick");
+        // Returns only once the vCPU thread is parked outside KVM_RUN.
+        control.wait_parked(1);
+        assert!(control.is_paused());
+        control.resume();
+    }
+    control.request_stop();
     thread.kill(kick_signal()).expect("kick");
     let result = thread.join().expect("vcpu thread");
     assert_eq!(result.expect("loop"), VcpuStop::Stopped);

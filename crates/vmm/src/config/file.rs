@@ -260,49 +260,10 @@ impl FileConfig {
     /// host-side settings at their defaults, for the caller to set).
     pub fn to_vm_config(&self) -> Result<VmConfig, ConfigError> {
         self.check_unsupported()?;
-        let boot = &self.boot_source;
-        if boot.kernel_image_path.as_os_str().is_empty() {
-            return Err(invalid("boot-source.kernel_image_path", "empty path"));
-        }
-        let mut config = VmConfig::new(&boot.kernel_image_path);
-        if let Some(initrd) = &boot.initrd_path {
-            if initrd.as_os_str().is_empty() {
-                return Err(invalid("boot-source.initrd_path", "empty path"));
-            }
-            config.initrd = Some(initrd.clone());
-        }
-        if let Some(args) = &boot.boot_args {
-            check_cmdline(args).map_err(|reason| invalid("boot-source.boot_args", reason))?;
-            config.cmdline = args.clone();
-        } else {
-            config.cmdline = DEFAULT_CMDLINE.to_owned();
-        }
+        let mut config = VmConfig::new("");
+        self.boot_source.apply(&mut config)?;
         if let Some(m) = &self.machine_config {
-            config.vcpus =
-                check_vcpus(m.vcpu_count).map_err(|r| invalid("machine-config.vcpu_count", r))?;
-            config.memory_mib = check_memory(m.mem_size_mib)
-                .map_err(|r| invalid("machine-config.mem_size_mib", r))?;
-            if m.smt {
-                return Err(unsupported(
-                    "machine-config.smt",
-                    "simultaneous multithreading is",
-                    "false: each vCPU is a core of its own",
-                ));
-            }
-            if m.cpu_template.is_some_and(|t| t != CpuTemplate::None) {
-                return Err(unsupported(
-                    "machine-config.cpu_template",
-                    "CPU templates are",
-                    "\"None\" or absent",
-                ));
-            }
-            if m.huge_pages == Some(HugePages::Hugetlbfs2M) {
-                return Err(unsupported(
-                    "machine-config.huge_pages",
-                    "huge pages are",
-                    "\"None\" or absent",
-                ));
-            }
+            m.apply(&mut config)?;
         }
         if let Some(path) = self.logger.as_ref().and_then(|l| l.log_path.as_ref()) {
             if path.as_os_str().is_empty() {
@@ -355,6 +316,83 @@ impl FileConfig {
     /// The log level the config asks for, if any.
     pub fn log_level(&self) -> Option<LogLevel> {
         self.logger.as_ref()?.level
+    }
+}
+
+impl BootSource {
+    /// Checks the values and sets kernel, initrd and command line in
+    /// `config` (vessel's default command line without `boot_args`).
+    pub fn apply(&self, config: &mut VmConfig) -> Result<(), ConfigError> {
+        if self.kernel_image_path.as_os_str().is_empty() {
+            return Err(invalid("boot-source.kernel_image_path", "empty path"));
+        }
+        if self
+            .initrd_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(invalid("boot-source.initrd_path", "empty path"));
+        }
+        let cmdline = match &self.boot_args {
+            Some(args) => {
+                check_cmdline(args).map_err(|reason| invalid("boot-source.boot_args", reason))?;
+                args.clone()
+            }
+            None => DEFAULT_CMDLINE.to_owned(),
+        };
+        config.kernel = self.kernel_image_path.clone();
+        config.initrd = self.initrd_path.clone();
+        config.cmdline = cmdline;
+        Ok(())
+    }
+}
+
+impl MachineConfig {
+    /// Checks the values and sets vCPUs and memory in `config`; refuses
+    /// what vessel does not support yet (SMT, CPU templates, huge pages).
+    pub fn apply(&self, config: &mut VmConfig) -> Result<(), ConfigError> {
+        let vcpus =
+            check_vcpus(self.vcpu_count).map_err(|r| invalid("machine-config.vcpu_count", r))?;
+        let memory = check_memory(self.mem_size_mib)
+            .map_err(|r| invalid("machine-config.mem_size_mib", r))?;
+        if self.smt {
+            return Err(unsupported(
+                "machine-config.smt",
+                "simultaneous multithreading is",
+                "false: each vCPU is a core of its own",
+            ));
+        }
+        if self.cpu_template.is_some_and(|t| t != CpuTemplate::None) {
+            return Err(unsupported(
+                "machine-config.cpu_template",
+                "CPU templates are",
+                "\"None\" or absent",
+            ));
+        }
+        if self.huge_pages == Some(HugePages::Hugetlbfs2M) {
+            return Err(unsupported(
+                "machine-config.huge_pages",
+                "huge pages are",
+                "\"None\" or absent",
+            ));
+        }
+        config.vcpus = vcpus;
+        config.memory_mib = memory;
+        Ok(())
+    }
+}
+
+impl LogLevel {
+    /// The level as Firecracker spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Off => "Off",
+            LogLevel::Error => "Error",
+            LogLevel::Warning => "Warning",
+            LogLevel::Info => "Info",
+            LogLevel::Debug => "Debug",
+            LogLevel::Trace => "Trace",
+        }
     }
 }
 

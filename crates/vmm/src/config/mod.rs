@@ -40,6 +40,9 @@ pub struct VmConfig {
     pub console_input: bool,
     /// CPUID bits hidden from the guest.
     pub cpuid_masks: Vec<CpuidMask>,
+    /// Whether the vCPU threads (and the console input thread) run under
+    /// their seccomp filters ([`crate::seccomp`]). On by default.
+    pub seccomp: bool,
 }
 
 impl VmConfig {
@@ -55,6 +58,7 @@ impl VmConfig {
             console: ConsoleOutput::Stdout,
             console_input: false,
             cpuid_masks: Vec::new(),
+            seccomp: true,
         }
     }
 }
@@ -79,5 +83,16 @@ impl VmExitReason {
     /// Whether the guest ended the way a guest should (power-off or reboot).
     pub fn is_clean(self) -> bool {
         matches!(self, VmExitReason::Reset | VmExitReason::PowerOff)
+    }
+
+    /// A short name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            VmExitReason::Reset => "reset",
+            VmExitReason::PowerOff => "power-off",
+            VmExitReason::TripleFault => "triple fault",
+            VmExitReason::Crash => "crash",
+            VmExitReason::Halted => "halted",
+        }
     }
 }

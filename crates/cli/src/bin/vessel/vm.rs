@@ -1,16 +1,15 @@
 //! `vessel vm …`: plain microVMs.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use vessel_vmm::config::file::{self as config_file, LogLevel};
 use vessel_vmm::config::{MAX_MEM_MIB, MAX_VCPUS, MIN_MEM_MIB};
-use vessel_vmm::{run_vm, ConsoleOutput, VmConfig, VmExitReason};
+use vessel_vmm::controller::{Controller, ControllerOptions, DEFAULT_ID};
+use vessel_vmm::logger::Log;
+use vessel_vmm::{ConsoleOutput, VmConfig, VmExitReason};
 
 /// Exit code when the guest ends in a way a guest should not (triple fault,
 /// crash, halt). VMM and config errors exit with 1, usage errors with 2.
@@ -25,7 +24,9 @@ pub enum VmCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Guest kernel: ELF vmlinux (PVH entry when present) or bzImage.
-    #[arg(long, value_name = "PATH", required_unless_present = "config_file")]
+    /// Without it (and without --config-file) the VM waits on --api-sock
+    /// for PUT /boot-source and InstanceStart.
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["config_file", "api_sock"])]
     kernel: Option<PathBuf>,
     /// Initrd / initramfs.
     #[arg(long, value_name = "PATH")]
@@ -50,6 +51,15 @@ pub struct RunArgs {
     /// VMM log file (appended to); overrides the config file's logger.log_path.
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
+    /// Serve Firecracker's REST API on this Unix socket (which must not exist).
+    #[arg(long, value_name = "PATH")]
+    api_sock: Option<PathBuf>,
+    /// The instance id the API reports in GET /.
+    #[arg(long, value_name = "ID", default_value = DEFAULT_ID)]
+    id: String,
+    /// Run the VMM's threads without their seccomp filters.
+    #[arg(long)]
+    no_seccomp: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -78,35 +88,20 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let (config, log) = build_config(args)?;
-    let mut log = log;
-    log.info(&format!(
-        "starting microVM: kernel {}, initrd {}, {} vCPU(s), {} MiB, cmdline {:?}",
-        config.kernel.display(),
-        config
-            .initrd
-            .as_deref()
-            .map_or("none".into(), |p| p.display().to_string()),
-        config.vcpus,
-        config.memory_mib,
-        config.cmdline
-    ));
-    let start = Instant::now();
-    let reason = match run_vm(config).context("The microVM failed") {
-        Ok(r) => r,
-        Err(e) => {
-            log.error(&format!("{e:#}"));
-            return Err(e);
-        }
+    let (config, log, boot_source) = build_config(args)?;
+    let options = ControllerOptions {
+        id: args.id.clone(),
+        seccomp: !args.no_seccomp,
+        api_socket: args.api_sock.clone(),
     };
-    let elapsed = start.elapsed();
-    let what = describe(reason);
+    // This (main) thread becomes the VMM thread: it runs the event loop and
+    // is confined by the VMM seccomp filter once the guest runs.
+    let controller = Controller::new(config, boot_source, log, options);
+    let reason = controller.run(boot_source).context("The microVM failed")?;
     if reason.is_clean() {
-        log.info(&format!("guest ended: {what} after {elapsed:?}"));
         Ok(ExitCode::SUCCESS)
     } else {
-        log.error(&format!("guest ended abnormally: {what} after {elapsed:?}"));
-        eprintln!("vessel: the guest ended abnormally: {what}");
+        eprintln!("vessel: the guest ended abnormally: {}", describe(reason));
         Ok(ExitCode::from(EXIT_GUEST_FAILED))
     }
 }
@@ -121,8 +116,9 @@ fn describe(reason: VmExitReason) -> &'static str {
     }
 }
 
-/// The config file (if any), then the flags over it.
-fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log)> {
+/// The config file (if any), then the flags over it; and whether a kernel
+/// was given (otherwise the API provides it).
+fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log, bool)> {
     let mut log_path = None;
     let mut level = LogLevel::Info;
     let mut config = match &args.config_file {
@@ -134,12 +130,15 @@ fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log)> {
             level = file.1.log_level().unwrap_or(level);
             file.0
         }
-        None => VmConfig::new(
-            args.kernel
-                .as_deref()
-                .ok_or_else(|| anyhow!("--kernel or --config-file is required"))?,
-        ),
+        None => match (&args.kernel, &args.api_sock) {
+            (Some(kernel), _) => VmConfig::new(kernel),
+            (None, Some(_)) => VmConfig::new(""),
+            (None, None) => {
+                return Err(anyhow!("--kernel, --config-file or --api-sock is required"))
+            }
+        },
     };
+    let boot_source = args.kernel.is_some() || args.config_file.is_some();
     if let Some(kernel) = &args.kernel {
         config.kernel = kernel.clone();
     }
@@ -163,52 +162,5 @@ fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log)> {
     };
     let log_path = args.log.clone().or(log_path);
     let log = Log::open(log_path.as_deref(), level)?;
-    Ok((config, log))
-}
-
-/// The VMM log: one line per event, `SECONDS.MILLIS LEVEL message`.
-struct Log {
-    file: Option<File>,
-    level: LogLevel,
-}
-
-impl Log {
-    fn open(path: Option<&Path>, level: LogLevel) -> anyhow::Result<Self> {
-        let file = path
-            .map(|p| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("Cannot open the log file {}", p.display()))
-            })
-            .transpose()?;
-        Ok(Log { file, level })
-    }
-
-    fn info(&mut self, msg: &str) {
-        self.write(LogLevel::Info, "INFO", msg);
-    }
-
-    fn error(&mut self, msg: &str) {
-        self.write(LogLevel::Error, "ERROR", msg);
-    }
-
-    fn write(&mut self, level: LogLevel, name: &str, msg: &str) {
-        if level > self.level {
-            return;
-        }
-        if let Some(f) = &mut self.file {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            // A log that cannot be written must not stop the VM.
-            let _ = writeln!(
-                f,
-                "{}.{:03} {name} {msg}",
-                now.as_secs(),
-                now.subsec_millis()
-            );
-        }
-    }
+    Ok((config, log, boot_source))
 }

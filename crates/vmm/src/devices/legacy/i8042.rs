@@ -1,7 +1,12 @@
 //! The i8042 keyboard controller, reduced to what a microVM needs: the
 //! reset line (command 0xFE on port 0x64, how Linux reboots a PC without
 //! ACPI) and enough of the command set for the kernel's probe to find a
-//! controller with nothing attached.
+//! controller with nothing attached; plus Ctrl+Alt+Del, pressed by the
+//! API's `SendCtrlAltDel` (Linux reboots on it, as a PC does).
+
+use std::collections::VecDeque;
+
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::bus::BusDevice;
 
@@ -21,12 +26,23 @@ const CMD_RESET_CPU: u8 = 0xfe;
 const STATUS_OBF: u8 = 0x01;
 const STATUS_SYS: u8 = 0x04;
 const SELF_TEST_OK: u8 = 0x55;
+/// Controller configuration byte: keyboard interrupt enabled.
+const CTR_KBD_INT: u8 = 0x01;
+/// The keyboard's IRQ line.
+pub const KBD_IRQ: u32 = 1;
+/// Scan code set 2 make codes of Ctrl, Alt and Del (the set a PC keyboard
+/// sends; the guest's driver translates): what the guest reads on port 0x60.
+pub const CTRL_ALT_DEL: [u8; 4] = [0x14, 0x11, 0xe0, 0x71];
+/// Most bytes waiting for the guest: keystrokes beyond it are dropped, as a
+/// real controller's buffer drops them.
+const OUTPUT_CAPACITY: usize = 16;
 
 /// The controller.
 pub struct I8042 {
     on_reset: Box<dyn Fn() + Send>,
+    irq: Option<EventFd>,
     ctr: u8,
-    output: Option<u8>,
+    output: VecDeque<u8>,
     writing_ctr: bool,
 }
 
@@ -44,18 +60,49 @@ impl I8042 {
     pub fn new(on_reset: impl Fn() + Send + 'static) -> Self {
         I8042 {
             on_reset: Box::new(on_reset),
+            irq: None,
             ctr: STATUS_SYS,
-            output: None,
+            output: VecDeque::new(),
             writing_ctr: false,
+        }
+    }
+
+    /// Raises the keyboard interrupt through `irq` (an irqfd on
+    /// [`KBD_IRQ`]) when a keystroke waits and the guest enabled it.
+    pub fn with_irq(mut self, irq: EventFd) -> Self {
+        self.irq = Some(irq);
+        self
+    }
+
+    /// Presses Ctrl+Alt+Del: queues the scan codes and interrupts the guest.
+    pub fn send_ctrl_alt_del(&mut self) {
+        for code in CTRL_ALT_DEL {
+            self.push(code);
+        }
+        self.interrupt();
+    }
+
+    fn push(&mut self, byte: u8) {
+        if self.output.len() < OUTPUT_CAPACITY {
+            self.output.push_back(byte);
+        }
+    }
+
+    fn interrupt(&self) {
+        if self.ctr & CTR_KBD_INT != 0 && !self.output.is_empty() {
+            if let Some(irq) = &self.irq {
+                // A lost edge only delays the guest until its next poll.
+                let _ = irq.write(1);
+            }
         }
     }
 
     fn command(&mut self, cmd: u8) {
         match cmd {
-            CMD_READ_CTR => self.output = Some(self.ctr),
+            CMD_READ_CTR => self.push(self.ctr),
             CMD_WRITE_CTR => self.writing_ctr = true,
-            CMD_SELF_TEST => self.output = Some(SELF_TEST_OK),
-            CMD_KBD_TEST | CMD_AUX_TEST => self.output = Some(0),
+            CMD_SELF_TEST => self.push(SELF_TEST_OK),
+            CMD_KBD_TEST | CMD_AUX_TEST => self.push(0),
             CMD_RESET_CPU => (self.on_reset)(),
             _ => {}
         }
@@ -65,8 +112,20 @@ impl I8042 {
 impl BusDevice for I8042 {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         let value = match offset {
-            DATA => self.output.take().unwrap_or(0),
-            COMMAND => STATUS_SYS | if self.output.is_some() { STATUS_OBF } else { 0 },
+            DATA => {
+                let byte = self.output.pop_front().unwrap_or(0);
+                // One interrupt per byte, as the guest's handler reads one.
+                self.interrupt();
+                byte
+            }
+            COMMAND => {
+                STATUS_SYS
+                    | if self.output.is_empty() {
+                        0
+                    } else {
+                        STATUS_OBF
+                    }
+            }
             _ => 0xff,
         };
         data.fill(0);
@@ -125,5 +184,29 @@ mod tests {
         assert_eq!(b[0], 0x45);
         dev.read(COMMAND, &mut b);
         assert_eq!(b[0] & STATUS_OBF, 0);
+    }
+
+    #[test]
+    fn ctrl_alt_del_queues_scan_codes_and_interrupts_when_enabled() {
+        let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let mut dev = I8042::new(|| {}).with_irq(irq.try_clone().unwrap());
+        dev.send_ctrl_alt_del();
+        // Keyboard interrupt not enabled yet: no interrupt.
+        assert!(irq.read().is_err());
+        let mut b = [0u8];
+        dev.write(COMMAND, &[CMD_WRITE_CTR]);
+        dev.write(DATA, &[CTR_KBD_INT]);
+        let mut got = Vec::new();
+        loop {
+            dev.read(COMMAND, &mut b);
+            if b[0] & STATUS_OBF == 0 {
+                break;
+            }
+            dev.read(DATA, &mut b);
+            got.push(b[0]);
+        }
+        assert_eq!(got, CTRL_ALT_DEL);
+        // Each byte read with more waiting raised the line.
+        assert!(irq.read().unwrap() >= 1);
     }
 }

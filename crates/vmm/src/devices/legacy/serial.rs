@@ -15,6 +15,7 @@ use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::bus::{lock, BusDevice};
+use crate::seccomp::ThreadKind;
 
 /// COM1's port base.
 pub const COM1_BASE: u64 = 0x3f8;
@@ -164,13 +165,22 @@ pub struct StdinForwarder {
 }
 
 impl StdinForwarder {
-    /// Starts copying stdin into `serial`.
-    pub fn start(serial: Arc<Mutex<SerialDevice>>) -> Result<Self, SerialError> {
+    /// Starts copying stdin into `serial`; the thread first installs the
+    /// `seccomp` filter when one is given (and forwards nothing if it cannot).
+    pub fn start(
+        serial: Arc<Mutex<SerialDevice>>,
+        seccomp: Option<ThreadKind>,
+    ) -> Result<Self, SerialError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("vessel-stdin".into())
-            .spawn(move || forward_stdin(&serial, &flag))
+            .spawn(move || {
+                if seccomp.is_some_and(|kind| crate::seccomp::install(kind).is_err()) {
+                    return;
+                }
+                forward_stdin(&serial, &flag)
+            })
             .map_err(SerialError::InputThread)?;
         Ok(StdinForwarder {
             stop,

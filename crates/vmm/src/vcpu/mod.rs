@@ -5,10 +5,12 @@
 //! real-time signal. The signal handler sets `immediate_exit` in the
 //! thread's `kvm_run` page, so KVM_RUN returns `EINTR` whether the signal
 //! lands while the vCPU is in the guest or just before it enters; the loop
-//! then sees the flag and returns.
+//! then sees the flag and returns. Pausing works the same way: a flag,
+//! a kick, and the loop parks the thread (see [`control`]).
+
+pub mod control;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use kvm_bindings::{
@@ -22,6 +24,7 @@ use crate::arch::x86_64::cpuid::{filter_cpuid, CpuidMask};
 use crate::arch::x86_64::interrupts::{set_lint, InterruptsError};
 use crate::arch::x86_64::regs::{self, BootProtocol, RegsError};
 use crate::devices::Bus;
+pub use control::VcpuControl;
 
 /// Errors of a vCPU.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,9 @@ pub enum VcpuError {
     /// An exit vessel does not handle.
     #[error("Unhandled vCPU exit: {0}")]
     UnhandledExit(String),
+    /// The thread's seccomp filter cannot be installed.
+    #[error("Cannot install the vCPU thread's seccomp filter")]
+    Seccomp(#[source] crate::seccomp::SeccompError),
     /// The kick signal handler cannot be installed.
     #[error("Cannot install the vCPU kick signal handler")]
     SignalHandler(#[source] vmm_sys_util::errno::Error),
@@ -263,18 +269,19 @@ impl Vcpu {
     }
 
     /// Runs the guest, routing port I/O to `pio` and MMIO to `mmio`, until
-    /// the guest stops or `stop` is set and the thread is kicked (see the
-    /// module documentation). Call from the thread that owns the vCPU.
+    /// the guest stops or `control` says stop and the thread is kicked (see
+    /// the module documentation); parks the thread while `control` says
+    /// pause. Call from the thread that owns the vCPU.
     pub fn run_loop(
         &mut self,
         pio: &Bus,
         mmio: &Bus,
-        stop: &AtomicBool,
+        control: &VcpuControl,
     ) -> Result<VcpuStop, VcpuError> {
         install_kick_handler()?;
         let run_ptr: *mut kvm_run = self.fd.get_kvm_run();
         KVM_RUN_PTR.with(|p| p.set(run_ptr));
-        let result = self.run_until_stop(pio, mmio, stop);
+        let result = self.run_until_stop(pio, mmio, control);
         KVM_RUN_PTR.with(|p| p.set(std::ptr::null_mut()));
         result
     }
@@ -283,11 +290,15 @@ impl Vcpu {
         &mut self,
         pio: &Bus,
         mmio: &Bus,
-        stop: &AtomicBool,
+        control: &VcpuControl,
     ) -> Result<VcpuStop, VcpuError> {
         loop {
-            if stop.load(Ordering::SeqCst) {
+            if control.should_stop() {
                 return Ok(VcpuStop::Stopped);
+            }
+            if control.should_park() {
+                control.park();
+                continue;
             }
             match self.run()? {
                 VmExit::IoIn { port, data } => {

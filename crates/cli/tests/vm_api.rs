@@ -1,0 +1,335 @@
+//! `vessel vm run --api-sock`: Firecracker's REST API over a Unix socket,
+//! driven with a plain HTTP client, against the purpose-built guests of
+//! crates/vmm/tests/guests (assembled here at test time) under KVM; and
+//! the per-thread seccomp filters, checked in /proc while a guest runs.
+//! These tests fail, never skip, without /dev/kvm.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const VESSEL: &str = env!("CARGO_BIN_EXE_vessel");
+/// How long to wait for something that takes milliseconds; only a hung
+/// VMM ever reaches it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn require_kvm() {
+    assert!(
+        Path::new("/dev/kvm").exists(),
+        "/dev/kvm is missing: `vessel vm` tests need KVM (load kvm_intel/kvm_amd, or run on a host with virtualization)"
+    );
+}
+
+/// Assembles and links crates/vmm/tests/guests/NAME.s into an ELF in `dir`.
+fn build_guest(name: &str, dir: &Path) -> PathBuf {
+    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm/tests/guests");
+    let obj = dir.join(format!("{name}.o"));
+    let elf = dir.join(name);
+    for cmd in [
+        Command::new("as")
+            .arg("--64")
+            .arg("-o")
+            .arg(&obj)
+            .arg(guests.join(format!("{name}.s")))
+            .output(),
+        Command::new("ld")
+            .args(["-m", "elf_x86_64", "-nostdlib", "-static"])
+            .args(["--build-id=none", "-T"])
+            .arg(guests.join("link.ld"))
+            .arg("-o")
+            .arg(&elf)
+            .arg(&obj)
+            .output(),
+    ] {
+        let out = cmd.expect("binutils (scripts/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    elf
+}
+
+/// Waits for `what` to hold; panics with `msg` after [`PATIENCE`].
+fn wait_for(msg: &str, mut what: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !what() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting: {msg}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `vessel vm run` child with its API socket and console file.
+struct Vmm {
+    child: Child,
+    sock: PathBuf,
+    console: PathBuf,
+}
+
+impl Vmm {
+    fn start(dir: &Path, extra: &[&str]) -> Vmm {
+        let sock = dir.join("api.sock");
+        let console = dir.join("console.log");
+        let child = Command::new(VESSEL)
+            .args(["vm", "run", "--memory", "32", "--api-sock"])
+            .arg(&sock)
+            .arg(format!("--console=file:{}", console.display()))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vessel");
+        let vmm = Vmm {
+            child,
+            sock,
+            console,
+        };
+        wait_for("the API socket", || vmm.sock.exists());
+        vmm
+    }
+
+    /// One request on a fresh connection; returns status and JSON body.
+    fn call(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let mut s = UnixStream::connect(&self.sock).expect("connect to the API socket");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("response");
+        let status = raw
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"));
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let json = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+        };
+        (status, json)
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    fn wait_console(&self, needle: &str) {
+        wait_for(&format!("{needle:?} on the console"), || {
+            self.console().contains(needle)
+        });
+    }
+
+    /// Each thread's name and its `Seccomp:` mode, from /proc.
+    fn threads(&self) -> Vec<(String, u32)> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(tasks).expect("task dir") {
+            let status = std::fs::read_to_string(entry.expect("task").path().join("status"))
+                .expect("status");
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+                    .expect("status field")
+            };
+            out.push((field("Name:"), field("Seccomp:").parse().expect("mode")));
+        }
+        out.sort();
+        out
+    }
+
+    fn wait(mut self) -> (i32, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (status.code().unwrap_or(-1), err);
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!("vessel did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn fault(v: &serde_json::Value) -> String {
+    v["fault_message"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_vm_configured_started_paused_resumed_and_rebooted_over_the_api() {
+    require_kvm();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let guest = build_guest("kbd_wait", dir.path());
+    let vmm = Vmm::start(dir.path(), &["--id", "api-test"]);
+
+    let (status, info) = vmm.call("GET", "/", "");
+    assert_eq!(status, 200);
+    assert_eq!(info["id"], "api-test");
+    assert_eq!(info["state"], "Not started");
+    assert_eq!(info["app_name"], "vessel");
+
+    // Bad requests: 400 naming the field, and the API keeps serving.
+    let (status, v) = vmm.call(
+        "PUT",
+        "/machine-config",
+        r#"{"vcpu_count": 2, "mem_size_mib": 32, "turbo": true}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(fault(&v).contains("unknown field `turbo`"), "{v}");
+    let (status, v) = vmm.call(
+        "PUT",
+        "/machine-config",
+        r#"{"vcpu_count": "two", "mem_size_mib": 32}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(fault(&v).contains("vcpu_count"), "{v}");
+    let (status, v) = vmm.call("GET", "/no/such/thing", "");
+    assert_eq!(status, 400);
+    assert!(fault(&v).contains("GET /no/such/thing"), "{v}");
+    let (status, v) = vmm.call("PUT", "/actions", r#"{"action_type": "InstanceStart"}"#);
+    assert_eq!(status, 400, "start without a kernel: {v}");
+
+    let boot = format!(
+        r#"{{"kernel_image_path": "{}", "boot_args": "console=ttyS0"}}"#,
+        guest.display()
+    );
+    assert_eq!(vmm.call("PUT", "/boot-source", &boot).0, 204);
+    assert_eq!(
+        vmm.call(
+            "PUT",
+            "/machine-config",
+            r#"{"vcpu_count": 2, "mem_size_mib": 32}"#
+        )
+        .0,
+        204
+    );
+    let log = dir.path().join("vmm.log");
+    let logger = format!(r#"{{"log_path": "{}", "level": "Info"}}"#, log.display());
+    assert_eq!(vmm.call("PUT", "/logger", &logger).0, 204);
+    let (_, config) = vmm.call("GET", "/vm/config", "");
+    assert_eq!(config["machine-config"]["vcpu_count"], 2);
+    assert_eq!(
+        config["boot-source"]["kernel_image_path"],
+        guest.to_str().unwrap()
+    );
+
+    assert_eq!(
+        vmm.call("PUT", "/actions", r#"{"action_type": "InstanceStart"}"#)
+            .0,
+        204
+    );
+    vmm.wait_console("kbd guest ready");
+    assert_eq!(vmm.call("GET", "/", "").1["state"], "Running");
+
+    // Pre-boot requests after start, and a second start.
+    for (method, path, body) in [
+        ("PUT", "/actions", r#"{"action_type": "InstanceStart"}"#),
+        (
+            "PUT",
+            "/machine-config",
+            r#"{"vcpu_count": 1, "mem_size_mib": 32}"#,
+        ),
+        ("PATCH", "/machine-config", r#"{"vcpu_count": 1}"#),
+        ("PUT", "/boot-source", boot.as_str()),
+    ] {
+        let (status, v) = vmm.call(method, path, body);
+        assert_eq!(status, 400, "{method} {path}");
+        assert!(fault(&v).contains("after starting the microVM"), "{v}");
+    }
+
+    // Every VMM thread runs under its seccomp filter (mode 2).
+    let threads = vmm.threads();
+    let names: Vec<&str> = threads.iter().map(|(n, _)| n.as_str()).collect();
+    for want in ["vessel", "vessel-api", "vessel-vcpu0", "vessel-vcpu1"] {
+        assert!(names.contains(&want), "{threads:?}");
+    }
+    assert!(threads.iter().all(|(_, mode)| *mode == 2), "{threads:?}");
+
+    // Paused: the guest's output stops; resumed: it goes on.
+    assert_eq!(vmm.call("PATCH", "/vm", r#"{"state": "Paused"}"#).0, 204);
+    assert_eq!(vmm.call("GET", "/", "").1["state"], "Paused");
+    let frozen = vmm.console().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(vmm.console().len(), frozen, "a paused guest printed");
+    assert_eq!(vmm.call("PATCH", "/vm", r#"{"state": "Resumed"}"#).0, 204);
+    assert_eq!(vmm.call("GET", "/", "").1["state"], "Running");
+    wait_for("output after resume", || vmm.console().len() > frozen);
+
+    let (status, v) = vmm.call("PUT", "/actions", r#"{"action_type": "FlushMetrics"}"#);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        vmm.call("PUT", "/actions", r#"{"action_type": "SendCtrlAltDel"}"#)
+            .0,
+        204
+    );
+    let console_path = vmm.console.clone();
+    let sock = vmm.sock.clone();
+    let (code, stderr) = vmm.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let console = std::fs::read_to_string(console_path).expect("console");
+    for key in ["key 14", "key 11", "key e0", "key 71"] {
+        assert!(console.contains(key), "{key} missing: {console}");
+    }
+    assert!(!sock.exists(), "the API socket is removed on exit");
+    let log = std::fs::read_to_string(&log).expect("log");
+    assert!(log.contains("2 vCPU(s), 32 MiB"), "{log}");
+    assert!(log.contains("guest ended: reset"), "{log}");
+}
+
+#[test]
+fn a_kernel_on_the_command_line_boots_at_once_and_no_seccomp_turns_filters_off() {
+    require_kvm();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let guest = build_guest("kbd_wait", dir.path());
+    let vmm = Vmm::start(
+        dir.path(),
+        &["--kernel", guest.to_str().unwrap(), "--no-seccomp"],
+    );
+    vmm.wait_console("kbd guest ready");
+    assert_eq!(vmm.call("GET", "/", "").1["state"], "Running");
+    let (_, config) = vmm.call("GET", "/vm/config", "");
+    assert_eq!(config["machine-config"]["mem_size_mib"], 32);
+    let threads = vmm.threads();
+    assert!(threads.iter().all(|(_, mode)| *mode == 0), "{threads:?}");
+    // Pausing twice and resuming twice is harmless.
+    for state in ["Paused", "Paused", "Resumed", "Resumed"] {
+        let body = format!(r#"{{"state": "{state}"}}"#);
+        assert_eq!(vmm.call("PATCH", "/vm", &body).0, 204, "{state}");
+    }
+    assert_eq!(
+        vmm.call("PUT", "/actions", r#"{"action_type": "SendCtrlAltDel"}"#)
+            .0,
+        204
+    );
+    let (code, stderr) = vmm.wait();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn an_existing_socket_path_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("api.sock");
+    std::fs::write(&sock, b"").expect("file");
+    let out = Command::new(VESSEL)
+        .args(["vm", "run", "--api-sock"])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vessel");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api.sock"), "{err}");
+}

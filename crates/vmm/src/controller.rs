@@ -1,0 +1,440 @@
+//! The VMM thread: owns the VM's configuration before boot and the running
+//! VM after it, and is the only place where API requests are decided. The
+//! API thread only translates HTTP into [`ApiRequest`]s and hands them
+//! over a channel; the vCPU threads report how the guest ended over the
+//! same channel. Once the VM runs, this thread installs its own seccomp
+//! filter (as Firecracker's VMM thread does after boot).
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::api::http::Response;
+use crate::api::server::{ApiServer, ApiServerError, Handler};
+use crate::api::{ActionType, ApiRequest, MachineConfigUpdate, VmState};
+use crate::builder::{start_vm, VmEvent, VmmError};
+use crate::config::file::{BootSource, LoggerConfig, MachineConfig};
+use crate::config::{VmConfig, VmExitReason};
+use crate::logger::Log;
+use crate::running::{outcome, RunningVm};
+use crate::seccomp::{self, SeccompError, ThreadKind};
+
+/// The application name in `GET /`.
+pub const APP_NAME: &str = "vessel";
+/// The VMM version in `GET /` and `GET /version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Firecracker's default instance id.
+pub const DEFAULT_ID: &str = "anonymous-instance";
+
+/// Errors of the VMM thread.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The VM could not be built or started, or a vCPU failed.
+    #[error(transparent)]
+    Vmm(#[from] VmmError),
+    /// The API socket.
+    #[error(transparent)]
+    Api(#[from] ApiServerError),
+    /// The VMM thread's seccomp filter.
+    #[error("Cannot confine the VMM thread")]
+    Seccomp(#[source] SeccompError),
+}
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// The instance id (`GET /`).
+    pub id: String,
+    /// Seccomp filters for every VMM thread.
+    pub seccomp: bool,
+    /// The API socket to serve, if any.
+    pub api_socket: Option<PathBuf>,
+}
+
+enum Message {
+    Api(ApiRequest, Sender<Response>),
+    Vm(VmEvent),
+}
+
+/// The VMM thread's state.
+pub struct Controller {
+    options: ControllerOptions,
+    /// What the VM will be (or is).
+    config: VmConfig,
+    /// The boot source as given; `None` until one is.
+    boot_source: Option<BootSource>,
+    machine: MachineConfig,
+    logger: Option<LoggerConfig>,
+    log: Log,
+    vm: Option<RunningVm>,
+    started: Option<Instant>,
+    tx: Sender<Message>,
+    rx: Receiver<Message>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("id", &self.options.id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+const NOT_AFTER_BOOT: &str = "The requested operation is not supported after starting the microVM.";
+const NOT_BEFORE_BOOT: &str =
+    "The requested operation is not supported before starting the microVM.";
+
+impl Controller {
+    /// A controller for `config`. `boot_source`: the kernel in `config` was
+    /// given (a flag or a config file); without it the VM waits for
+    /// `PUT /boot-source`. `log` is the VMM log so far.
+    pub fn new(config: VmConfig, boot_source: bool, log: Log, options: ControllerOptions) -> Self {
+        let (tx, rx) = channel();
+        let boot_source = boot_source.then(|| BootSource {
+            kernel_image_path: config.kernel.clone(),
+            initrd_path: config.initrd.clone(),
+            boot_args: Some(config.cmdline.clone()),
+        });
+        let machine = MachineConfig {
+            vcpu_count: u64::from(config.vcpus),
+            mem_size_mib: config.memory_mib,
+            smt: false,
+            cpu_template: None,
+            track_dirty_pages: false,
+            huge_pages: None,
+        };
+        let logger = log.path().map(|p| LoggerConfig {
+            log_path: Some(p.to_owned()),
+            level: Some(log.level()),
+            show_level: false,
+            show_log_origin: false,
+            module: None,
+        });
+        Controller {
+            options,
+            config,
+            boot_source,
+            machine,
+            logger,
+            log,
+            vm: None,
+            started: None,
+            tx,
+            rx,
+        }
+    }
+
+    /// "Not started", "Running" or "Paused", as in Firecracker's `GET /`.
+    pub fn state(&self) -> &'static str {
+        match &self.vm {
+            None => "Not started",
+            Some(vm) if vm.is_paused() => "Paused",
+            Some(_) => "Running",
+        }
+    }
+
+    /// Serves the API (if configured), boots at once when `start_now`
+    /// (otherwise on `InstanceStart`), and returns when the guest ends.
+    /// Call on a thread the controller may confine: after boot it installs
+    /// the VMM seccomp filter on the calling thread.
+    pub fn run(mut self, start_now: bool) -> Result<VmExitReason, ControllerError> {
+        let api = match &self.options.api_socket {
+            Some(path) => {
+                let tx = self.tx.clone();
+                let handler: Handler = Box::new(move |req| {
+                    let (reply_tx, reply) = channel();
+                    if tx.send(Message::Api(req, reply_tx)).is_err() {
+                        return Response::fault(400, "The microVM is shutting down.");
+                    }
+                    reply
+                        .recv()
+                        .unwrap_or_else(|_| Response::fault(400, "The microVM is shutting down."))
+                });
+                let server = ApiServer::start(path, handler, self.options.seccomp)?;
+                self.log
+                    .info(&format!("API server listening on {}", path.display()));
+                Some(server)
+            }
+            None => None,
+        };
+        if start_now {
+            if let Err(e) = self.start() {
+                self.log.error(&chain(&e));
+                return Err(e);
+            }
+        }
+        let result = self.event_loop();
+        if let Some(vm) = self.vm.take() {
+            vm.stop();
+        }
+        if let Some(api) = api {
+            api.stop();
+        }
+        result
+    }
+
+    fn event_loop(&mut self) -> Result<VmExitReason, ControllerError> {
+        loop {
+            // `self.tx` keeps the channel open.
+            let Ok(message) = self.rx.recv() else {
+                return Ok(VmExitReason::Halted);
+            };
+            match message {
+                Message::Api(req, reply) => {
+                    let response = self.handle(req);
+                    let _ = reply.send(response);
+                }
+                Message::Vm(event) => {
+                    let Some(result) = outcome(event) else {
+                        continue;
+                    };
+                    let elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
+                    match &result {
+                        Ok(reason) if reason.is_clean() => self
+                            .log
+                            .info(&format!("guest ended: {} after {elapsed:?}", reason.name())),
+                        Ok(reason) => self.log.error(&format!(
+                            "guest ended abnormally: {} after {elapsed:?}",
+                            reason.name()
+                        )),
+                        Err(e) => self.log.error(&chain(e)),
+                    }
+                    return result.map_err(ControllerError::Vmm);
+                }
+            }
+        }
+    }
+
+    /// Boots the configured VM.
+    fn start(&mut self) -> Result<(), ControllerError> {
+        let c = &self.config;
+        self.log.info(&format!(
+            "starting microVM: kernel {}, initrd {}, {} vCPU(s), {} MiB, cmdline {:?}",
+            c.kernel.display(),
+            c.initrd
+                .as_deref()
+                .map_or("none".into(), |p| p.display().to_string()),
+            c.vcpus,
+            c.memory_mib,
+            c.cmdline
+        ));
+        let mut config = self.config.clone();
+        config.seccomp = self.options.seccomp;
+        let tx = self.tx.clone();
+        // `Sender` is Sync: every vCPU thread reports through one closure.
+        let notify = Arc::new(move |e| {
+            let _ = tx.send(Message::Vm(e));
+        });
+        self.started = Some(Instant::now());
+        let vm = start_vm(&config, notify)?;
+        self.vm = Some(vm);
+        if self.options.seccomp {
+            seccomp::install(ThreadKind::Vmm).map_err(ControllerError::Seccomp)?;
+        }
+        Ok(())
+    }
+
+    /// Decides one API request.
+    pub fn handle(&mut self, req: ApiRequest) -> Response {
+        match self.decide(req) {
+            Ok(Some(value)) => Response::json(&value),
+            Ok(None) => Response::no_content(),
+            Err(fault) => {
+                self.log.warn(&format!("API request refused: {fault}"));
+                Response::fault(400, &fault)
+            }
+        }
+    }
+
+    fn pre_boot(&self) -> Result<(), String> {
+        match self.vm {
+            None => Ok(()),
+            Some(_) => Err(NOT_AFTER_BOOT.into()),
+        }
+    }
+
+    fn running(&self) -> Result<&RunningVm, String> {
+        self.vm.as_ref().ok_or_else(|| NOT_BEFORE_BOOT.into())
+    }
+
+    fn decide(&mut self, req: ApiRequest) -> Result<Option<Value>, String> {
+        match req {
+            ApiRequest::GetInstanceInfo => Ok(Some(json!({
+                "id": self.options.id,
+                "state": self.state(),
+                "vmm_version": VERSION,
+                "app_name": APP_NAME,
+            }))),
+            ApiRequest::GetVersion => Ok(Some(json!({ "firecracker_version": VERSION }))),
+            ApiRequest::GetMachineConfig => Ok(Some(self.machine_json())),
+            ApiRequest::GetVmConfig => Ok(Some(self.vm_config_json())),
+            ApiRequest::PutBootSource(boot) => {
+                self.pre_boot()?;
+                self.set_boot_source(boot).map(|()| None)
+            }
+            ApiRequest::PutMachineConfig(m) => {
+                self.pre_boot()?;
+                self.set_machine(m).map(|()| None)
+            }
+            ApiRequest::PatchMachineConfig(update) => {
+                self.pre_boot()?;
+                self.set_machine(self.patched(update)).map(|()| None)
+            }
+            ApiRequest::PutLogger(logger) => {
+                self.pre_boot()?;
+                self.set_logger(logger).map(|()| None)
+            }
+            ApiRequest::Action(ActionType::InstanceStart) => {
+                self.pre_boot()?;
+                if self.boot_source.is_none() {
+                    return Err(
+                        "Cannot start the microVM without a kernel: PUT /boot-source first.".into(),
+                    );
+                }
+                self.start()
+                    .map(|()| None)
+                    .map_err(|e| format!("Cannot start the microVM: {}", chain(&e)))
+            }
+            ApiRequest::Action(ActionType::SendCtrlAltDel) => {
+                self.running()?.send_ctrl_alt_del();
+                Ok(None)
+            }
+            ApiRequest::Action(ActionType::FlushMetrics) => {
+                Err("Cannot flush metrics: vessel has no metrics sink yet.".into())
+            }
+            ApiRequest::SetVmState(state) => {
+                let vm = self.running()?;
+                match state {
+                    VmState::Paused => vm.pause(),
+                    VmState::Resumed => vm.resume(),
+                }
+                self.log.info(&format!("microVM {}", self.state()));
+                Ok(None)
+            }
+        }
+    }
+
+    fn set_boot_source(&mut self, boot: BootSource) -> Result<(), String> {
+        let mut config = self.config.clone();
+        boot.apply(&mut config).map_err(|e| chain(&e))?;
+        // Refuse now what the boot would refuse later.
+        let readable = |field: &str, path: &std::path::Path| {
+            std::fs::File::open(path)
+                .map(drop)
+                .map_err(|e| format!("Invalid `{field}`: cannot open {}: {e}", path.display()))
+        };
+        readable("boot-source.kernel_image_path", &config.kernel)?;
+        if let Some(initrd) = &config.initrd {
+            readable("boot-source.initrd_path", initrd)?;
+        }
+        self.config = config;
+        self.boot_source = Some(boot);
+        Ok(())
+    }
+
+    fn set_machine(&mut self, m: MachineConfig) -> Result<(), String> {
+        let mut config = self.config.clone();
+        m.apply(&mut config).map_err(|e| chain(&e))?;
+        self.config = config;
+        self.machine = m;
+        Ok(())
+    }
+
+    fn patched(&self, u: MachineConfigUpdate) -> MachineConfig {
+        let old = &self.machine;
+        MachineConfig {
+            vcpu_count: u.vcpu_count.unwrap_or(old.vcpu_count),
+            mem_size_mib: u.mem_size_mib.unwrap_or(old.mem_size_mib),
+            smt: u.smt.unwrap_or(old.smt),
+            cpu_template: u.cpu_template.or(old.cpu_template),
+            track_dirty_pages: u.track_dirty_pages.unwrap_or(old.track_dirty_pages),
+            huge_pages: u.huge_pages.or(old.huge_pages),
+        }
+    }
+
+    fn set_logger(&mut self, logger: LoggerConfig) -> Result<(), String> {
+        if logger
+            .log_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err("Invalid `logger.log_path`: empty path".into());
+        }
+        let level = logger.level.unwrap_or(crate::config::file::LogLevel::Info);
+        self.log = Log::open(logger.log_path.as_deref(), level).map_err(|e| chain(&e))?;
+        self.logger = Some(logger);
+        Ok(())
+    }
+
+    fn machine_json(&self) -> Value {
+        let m = &self.machine;
+        json!({
+            "vcpu_count": m.vcpu_count,
+            "mem_size_mib": m.mem_size_mib,
+            "smt": m.smt,
+            "track_dirty_pages": m.track_dirty_pages,
+            "huge_pages": "None",
+        })
+    }
+
+    /// The whole configuration in the config file's shape: what
+    /// `--config-file` would need to build the same VM.
+    fn vm_config_json(&self) -> Value {
+        let boot = self.boot_source.as_ref().map(|b| {
+            let mut v = json!({ "kernel_image_path": b.kernel_image_path });
+            if let Some(initrd) = &b.initrd_path {
+                v["initrd_path"] = json!(initrd);
+            }
+            v["boot_args"] = json!(self.config.cmdline);
+            v
+        });
+        let logger = self.logger.as_ref().map(|l| {
+            let mut v = json!({
+                "level": l.level.unwrap_or(crate::config::file::LogLevel::Info).name(),
+                "show_level": l.show_level,
+                "show_log_origin": l.show_log_origin,
+            });
+            if let Some(p) = &l.log_path {
+                v["log_path"] = json!(p);
+            }
+            if let Some(m) = &l.module {
+                v["module"] = json!(m);
+            }
+            v
+        });
+        json!({
+            "boot-source": boot,
+            "machine-config": self.machine_json(),
+            "logger": logger,
+            "drives": [],
+            "network-interfaces": [],
+            "pmem": [],
+            "vsock": null,
+            "balloon": null,
+            "entropy": null,
+            "metrics": null,
+            "mmds-config": null,
+            "cpu-config": null,
+            "memory-hotplug": null,
+            "serial": null,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

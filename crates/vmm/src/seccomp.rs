@@ -1,0 +1,285 @@
+//! Seccomp filters for the VMM's own threads, as Firecracker has them: one
+//! allow-list per kind of thread (the VMM/event thread, the API thread, the
+//! vCPU threads), built with the rust-vmm `seccompiler` crate and installed
+//! by each thread itself before it enters its loop. A thread that makes a
+//! system call outside its list gets `SIGSYS`; the handler installed here
+//! names the call on stderr and ends the process (exit code 1).
+//!
+//! The lists are what each thread was measured to need (strace of the test
+//! guests, the API tests and a Linux boot), plus what Rust's runtime needs
+//! to allocate, park and exit. ioctl is limited by request number: a vCPU
+//! thread may only `KVM_RUN` (and read registers for an error report); the
+//! VMM thread and API thread make no ioctl at all.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// Errors building or installing a filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// The rules do not compile (a bug in this module).
+    #[error("Cannot build the seccomp filter of the {0} thread")]
+    Build(&'static str, #[source] seccompiler::BackendError),
+    /// The kernel refused the filter.
+    #[error("Cannot install the seccomp filter of the {0} thread")]
+    Install(&'static str, #[source] seccompiler::Error),
+    /// The SIGSYS handler cannot be installed.
+    #[error("Cannot install the SIGSYS handler")]
+    Handler(#[source] vmm_sys_util::errno::Error),
+}
+
+/// The kinds of VMM threads, each with its own filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadKind {
+    /// The thread that owns the VM once it runs: events, API requests
+    /// handed over by the API thread, stopping vCPUs, the log. The console
+    /// input thread shares this list.
+    Vmm,
+    /// The thread serving the API socket.
+    Api,
+    /// A vCPU thread.
+    Vcpu,
+}
+
+impl ThreadKind {
+    fn name(self) -> &'static str {
+        match self {
+            ThreadKind::Vmm => "VMM",
+            ThreadKind::Api => "API",
+            ThreadKind::Vcpu => "vCPU",
+        }
+    }
+}
+
+const KVMIO: u64 = 0xae;
+const fn io(nr: u64) -> u64 {
+    (KVMIO << 8) | nr
+}
+const fn ior(nr: u64, size: usize) -> u64 {
+    (2 << 30) | ((size as u64) << 16) | (KVMIO << 8) | nr
+}
+/// `KVM_RUN`.
+const KVM_RUN: u64 = io(0x80);
+/// `KVM_GET_REGS` (the guest `rip` in an error report).
+const KVM_GET_REGS: u64 = ior(0x81, std::mem::size_of::<kvm_bindings::kvm_regs>());
+
+/// What every Rust thread needs: memory, locks and channels, signals
+/// (the kick and SIGSYS handlers return through rt_sigreturn), time, exit.
+const COMMON: &[i64] = &[
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_futex,
+    libc::SYS_sched_yield,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_gettid,
+    libc::SYS_getpid,
+    libc::SYS_getrandom,
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_writev,
+    libc::SYS_close,
+    // Debug builds check a descriptor with F_GETFD before closing it.
+    libc::SYS_fcntl,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_rseq,
+];
+
+/// The VMM thread after boot: stop and kick vCPUs, join threads, write the
+/// log and the console, poll the console input, remove the API socket.
+const VMM: &[i64] = &[
+    libc::SYS_tgkill,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    // Stopping the API thread: a byte on its shutdown socket.
+    libc::SYS_sendto,
+    libc::SYS_dup,
+    libc::SYS_fstat,
+    libc::SYS_statx,
+    libc::SYS_unlink,
+    libc::SYS_lseek,
+];
+
+/// The API thread: accept, poll, read and write connections.
+const API: &[i64] = &[
+    libc::SYS_accept4,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_setsockopt,
+    libc::SYS_getsockopt,
+    libc::SYS_shutdown,
+];
+
+/// vCPU threads: besides the ioctls below, nothing but the console and
+/// eventfd writes of the devices they run.
+const VCPU: &[i64] = &[libc::SYS_fstat, libc::SYS_lseek];
+
+/// Builds the BPF program for `kind`.
+pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
+    let err = |e| SeccompError::Build(kind.name(), e);
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let extra = match kind {
+        ThreadKind::Vmm => VMM,
+        ThreadKind::Api => API,
+        ThreadKind::Vcpu => VCPU,
+    };
+    for &nr in COMMON.iter().chain(extra) {
+        rules.insert(nr, Vec::new());
+    }
+    if kind == ThreadKind::Vcpu {
+        let ioctl = [KVM_RUN, KVM_GET_REGS]
+            .into_iter()
+            .map(|req| {
+                let cond =
+                    SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)?;
+                SeccompRule::new(vec![cond])
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rules.insert(libc::SYS_ioctl, ioctl);
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Trap,
+        SeccompAction::Allow,
+        TargetArch::x86_64,
+    )
+    .map_err(err)?;
+    filter.try_into().map_err(err)
+}
+
+/// Installs `kind`'s filter on the calling thread (and the SIGSYS handler
+/// that reports a blocked call, once per process).
+pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
+    install_sigsys_handler()?;
+    let program = filter(kind)?;
+    seccompiler::apply_filter(&program).map_err(|e| SeccompError::Install(kind.name(), e))?;
+    THREAD_KIND.with(|k| k.set(kind.name()));
+    Ok(())
+}
+
+thread_local! {
+    /// The filter this thread installed, for the SIGSYS report.
+    static THREAD_KIND: std::cell::Cell<&'static str> = const { std::cell::Cell::new("VMM") };
+}
+
+fn install_sigsys_handler() -> Result<(), SeccompError> {
+    static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            vmm_sys_util::signal::register_signal_handler(libc::SIGSYS, sigsys_handler)
+                .map_err(|e| e.errno())
+        })
+        .map_err(|errno| SeccompError::Handler(vmm_sys_util::errno::Error::new(errno)))
+}
+
+/// Offset of `si_syscall` in a SIGSYS `siginfo_t` on x86_64: after
+/// `si_signo`, `si_errno`, `si_code` (padded to 16) and `si_call_addr`.
+const SI_SYSCALL_OFFSET: usize = 24;
+
+extern "C" fn sigsys_handler(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let nr = if info.is_null() {
+        -1
+    } else {
+        let field = info
+            .cast::<u8>()
+            .wrapping_add(SI_SYSCALL_OFFSET)
+            .cast::<i32>();
+        // SAFETY: the kernel passes a valid siginfo_t for a SA_SIGINFO
+        // handler; for SIGSYS, `field` (offset 24) is the int `si_syscall`.
+        unsafe { std::ptr::read_unaligned(field) }
+    };
+    // No allocation in a signal handler: format into a stack buffer.
+    let mut msg = [0u8; 160];
+    let head = b"vessel: seccomp: blocked system call ";
+    let kind = THREAD_KIND.with(std::cell::Cell::get).as_bytes();
+    let tail = b" thread (run with --no-seccomp to confirm, and report it)\n";
+    let mut len = 0;
+    for &b in head {
+        msg[len] = b;
+        len += 1;
+    }
+    let mut digits = [0u8; 12];
+    let mut n = nr.unsigned_abs();
+    let mut d = 0;
+    loop {
+        digits[d] = b'0' + (n % 10) as u8;
+        d += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if nr < 0 {
+        msg[len] = b'-';
+        len += 1;
+    }
+    for i in (0..d).rev() {
+        msg[len] = digits[i];
+        len += 1;
+    }
+    for &b in b" on the ".iter().chain(kind).chain(tail) {
+        msg[len] = b;
+        len += 1;
+    }
+    // SAFETY: write(2) is async-signal-safe; `msg[..len]` is initialised.
+    unsafe { libc::write(2, msg.as_ptr().cast(), len) };
+    // SAFETY: _exit(2) is async-signal-safe and ends the process.
+    unsafe { libc::_exit(1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_builds() {
+        for kind in [ThreadKind::Vmm, ThreadKind::Api, ThreadKind::Vcpu] {
+            assert!(!filter(kind).expect("filter").is_empty());
+        }
+    }
+
+    #[test]
+    fn kvm_ioctl_numbers() {
+        assert_eq!(KVM_RUN, 0xae80);
+        assert_eq!(KVM_GET_REGS, 0x8090_ae81);
+    }
+
+    #[test]
+    fn a_thread_runs_under_its_filter() {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            install(ThreadKind::Vcpu).expect("install");
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            tid_tx.send(tid).expect("send");
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().expect("tid");
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+            .expect("thread status");
+        done_tx.send(()).expect("release");
+        thread.join().expect("thread");
+        assert!(status.contains("Seccomp:\t2"), "{status}");
+        // This thread has no filter.
+        let own = std::fs::read_to_string("/proc/thread-self/status").expect("own status");
+        assert!(own.contains("Seccomp:\t0"), "{own}");
+    }
+}
