@@ -115,7 +115,7 @@ impl Writer {
         let _gc = FileLock::shared(&gc_lock).map_err(io_err("lock", &gc_lock))?;
         if let Some(lease) = lease {
             lease
-                .add(&actual)
+                .add_locked(&actual)
                 .map_err(|e| ContentError::Lease(Box::new(e)))?;
         }
         let target = self.store.blob_path(&actual);

@@ -69,6 +69,7 @@ pub enum GcError {
 pub struct Lease {
     file: File,
     path: PathBuf,
+    gc_lock: PathBuf,
 }
 
 impl Lease {
@@ -100,11 +101,28 @@ impl Lease {
                 source,
             });
         }
-        Ok(Lease { file, path })
+        Ok(Lease {
+            file,
+            path,
+            gc_lock,
+        })
     }
 
-    /// Keep `digest` alive while this lease lives.
+    /// Keep `digest` alive while this lease lives. Taken under the
+    /// collector's shared lock: once this returns, no collection that could
+    /// miss the entry is running, so "add, then check that the blob exists"
+    /// is safe.
     pub fn add(&mut self, digest: &Digest) -> Result<(), GcError> {
+        let _gc = crate::fsutil::FileLock::shared(&self.gc_lock).map_err(|source| GcError::Io {
+            op: "lock",
+            path: self.gc_lock.clone(),
+            source,
+        })?;
+        self.add_locked(digest)
+    }
+
+    /// `add` for a caller that already holds the shared lock.
+    pub(crate) fn add_locked(&mut self, digest: &Digest) -> Result<(), GcError> {
         writeln!(self.file, "{digest}").map_err(|source| GcError::Io {
             op: "write",
             path: self.path.clone(),
