@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+bash scripts/guest-kernel.sh >/dev/null  # guest kernel for `vessel vm run`, cached in /var/cache/vessel
 echo "== building vessel (release)"
 cargo build --release --workspace --quiet
 

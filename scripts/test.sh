@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+bash scripts/guest-kernel.sh >/dev/null  # the Linux boot test's kernel, cached in /var/cache/vessel
 if [ "$(id -u)" != 0 ]; then
   echo "test.sh: the test suite runs real containers and needs root" >&2
   exit 1
