@@ -172,6 +172,7 @@ fn bad_archives_change_no_tags() {
     )
     .unwrap();
     let before = tags_json(&store);
+    let listing = common::store_listing(tmp.path());
 
     // A config whose diff IDs do not match the layers.
     let other = vec![Layer::new().file("x", "y").tar(), layers[1].clone()];
@@ -200,6 +201,11 @@ fn bad_archives_change_no_tags() {
     );
 
     assert_eq!(tags_json(&store), before, "tags unchanged by failed loads");
+    assert_eq!(
+        common::store_listing(tmp.path()),
+        listing,
+        "no blob, ingest or lease left by failed loads"
+    );
     assert!(
         store.content().ingests().unwrap().is_empty(),
         "no ingest left behind"

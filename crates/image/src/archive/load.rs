@@ -6,8 +6,9 @@
 //! (`index.json` of an OCI layout, else docker's `manifest.json`) is checked
 //! — every blob present, each layer's uncompressed digest equal to the
 //! config's diff ID — and only then are all tags written, in one atomic
-//! update. A failure at any point leaves the tags as they were (blobs already
-//! written are content-addressed and only reachable by a later GC).
+//! update. A failure at any point leaves the tags as they were, and the
+//! blobs this load created are taken back (`gc::discard`); a load killed
+//! midway leaves only unreachable blobs and a dead lease for the collector.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -121,13 +122,34 @@ const MAX_JSON: u64 = 8 << 20;
 /// compressed) into `store`; returns what was loaded.
 pub fn load<R: Read>(store: &ImageStore, reader: R) -> Result<Vec<Loaded>, LoadError> {
     let mut lease = store.lease()?;
-    let scanned = scan(store, reader, &mut lease)?;
+    match load_leased(store, reader, &mut lease) {
+        Ok(loaded) => {
+            // The tags hold the images now. What nothing reaches — the
+            // archive's own manifest.json, repositories, index.json — goes.
+            let _ = crate::gc::discard(store, lease);
+            Ok(loaded)
+        }
+        Err(e) => {
+            // Take back the blobs this load added: the store is as before.
+            // If that fails they are garbage for the next collection.
+            let _ = crate::gc::discard(store, lease);
+            Err(e)
+        }
+    }
+}
+
+fn load_leased<R: Read>(
+    store: &ImageStore,
+    reader: R,
+    lease: &mut crate::gc::Lease,
+) -> Result<Vec<Loaded>, LoadError> {
+    let scanned = scan(store, reader, lease)?;
     let platform = Platform::linux_amd64();
     let loaded =
         if scanned.json.contains_key("index.json") && scanned.files.contains_key("oci-layout") {
             load_oci(store, &scanned, &platform)?
         } else if scanned.json.contains_key("manifest.json") {
-            load_docker(store, &scanned, &mut lease)?
+            load_docker(store, &scanned, lease)?
         } else {
             return Err(LoadError::NotAnArchive);
         };
@@ -146,7 +168,6 @@ pub fn load<R: Read>(store: &ImageStore, reader: R) -> Result<Vec<Loaded>, LoadE
             Ok(())
         })
         .map_err(StoreError::from)?;
-    drop(lease);
     Ok(loaded)
 }
 

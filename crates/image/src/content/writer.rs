@@ -113,7 +113,8 @@ impl Writer {
         }
         let gc_lock = self.store.gc_lock_path();
         let _gc = FileLock::shared(&gc_lock).map_err(io_err("lock", &gc_lock))?;
-        if let Some(lease) = lease {
+        let mut lease = lease;
+        if let Some(lease) = lease.as_deref_mut() {
             lease
                 .add_locked(&actual)
                 .map_err(|e| ContentError::Lease(Box::new(e)))?;
@@ -129,6 +130,9 @@ impl Writer {
         drop(file);
         std::fs::rename(&self.temp, &target).map_err(io_err("rename into", &target))?;
         self.temp = PathBuf::new();
+        if let Some(lease) = lease {
+            lease.created(actual.clone());
+        }
         if let Some(dir) = target.parent() {
             crate::fsutil::sync_dir(dir).map_err(io_err("sync", dir))?;
         }

@@ -100,6 +100,39 @@ pub fn collect(store: &ImageStore, in_use: &BTreeSet<Digest>) -> Result<Collecte
     Ok(out)
 }
 
+/// Undo the blobs of a failed operation: drop `lease`, then remove the blobs
+/// it created unless something else (a name, an untagged image, another
+/// live lease) reaches them by now. Leaves the store as it was before the
+/// operation, as far as that operation is concerned. Returns how many
+/// blobs were removed.
+pub fn discard(store: &ImageStore, mut lease: super::Lease) -> Result<usize, GcError> {
+    let created = std::mem::take(&mut lease.created);
+    drop(lease);
+    if created.is_empty() {
+        return Ok(0);
+    }
+    let content = store.content();
+    let lock_path = content.gc_lock_path();
+    let _gc = FileLock::exclusive(&lock_path).map_err(|source| GcError::Store {
+        op: "lock",
+        path: lock_path.clone(),
+        source,
+    })?;
+    // Every lease file counts here, dead or alive: this is not a collection.
+    let roots = super::roots(store.tags(), &store.root().join("leases"), Vec::new())?;
+    let mut marks = Marks::default();
+    for d in &roots.tagged {
+        mark_target(content, d, &mut marks, 0)?;
+    }
+    marks.blobs.extend(roots.leased);
+    let mut n = 0;
+    for d in created.iter().filter(|d| !marks.blobs.contains(*d)) {
+        content.delete(d)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Mark a manifest or index and what it reaches.
 pub(crate) fn mark_target(
     content: &ContentStore,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 mod collect;
 
-pub use collect::{collect, Collected};
+pub use collect::{collect, discard, Collected};
 
 use crate::digest::Digest;
 use crate::fsutil::create_unique;
@@ -70,6 +70,8 @@ pub struct Lease {
     file: File,
     path: PathBuf,
     gc_lock: PathBuf,
+    /// Blobs this operation made appear (not those it found present).
+    created: Vec<Digest>,
 }
 
 impl Lease {
@@ -105,6 +107,7 @@ impl Lease {
             file,
             path,
             gc_lock,
+            created: Vec::new(),
         })
     }
 
@@ -119,6 +122,11 @@ impl Lease {
             source,
         })?;
         self.add_locked(digest)
+    }
+
+    /// Record that this operation created `digest` (for [`discard`]).
+    pub(crate) fn created(&mut self, digest: Digest) {
+        self.created.push(digest);
     }
 
     /// `add` for a caller that already holds the shared lock.

@@ -105,10 +105,27 @@ pub fn import<R: Read>(
 ) -> Result<Imported, ImportError> {
     let changes = Changes::parse(&opts.changes)?;
     let mut lease = store.lease()?;
+    match import_leased(store, reader, opts, &changes, &mut lease) {
+        Ok(imported) => Ok(imported),
+        Err(e) => {
+            // As for load: take back what this import added.
+            let _ = crate::gc::discard(store, lease);
+            Err(e)
+        }
+    }
+}
+
+fn import_leased<R: Read>(
+    store: &ImageStore,
+    reader: R,
+    opts: &ImportOptions,
+    changes: &Changes,
+    lease: &mut crate::gc::Lease,
+) -> Result<Imported, ImportError> {
     let mut writer = store.content().writer().map_err(ImportError::Content)?;
     let size = read_tarball(reader, &mut writer, &opts.source_name)?;
     let layer = writer
-        .commit_leased(Some(size), None, &mut lease)
+        .commit_leased(Some(size), None, lease)
         .map_err(ImportError::Content)?;
 
     let created = crate::time::now_rfc3339();
@@ -131,7 +148,7 @@ pub fn import<R: Read>(
             .write_blob_leased(data, lease)
             .map_err(ImportError::Content)
     };
-    let id = put(&config, &mut lease)?;
+    let id = put(&config, lease)?;
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -141,7 +158,7 @@ pub fn import<R: Read>(
     let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
     let target = Target {
         media_type: OCI_MANIFEST.into(),
-        digest: put(&manifest, &mut lease)?,
+        digest: put(&manifest, lease)?,
         size: manifest.len() as u64,
     };
     store
@@ -154,7 +171,6 @@ pub fn import<R: Read>(
             Ok(())
         })
         .map_err(StoreError::from)?;
-    drop(lease);
     Ok(Imported { id, target, layer })
 }
 
