@@ -34,3 +34,5 @@ pub use progress::{Direction, Outcome, Progress, Silent};
 pub use pull::pull;
 pub use push::push;
 pub use status::ErrorBody;
+/// The image store this crate works on (so a user needs one dependency).
+pub use vessel_image;
