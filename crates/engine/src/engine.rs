@@ -9,10 +9,11 @@ use vessel_image::{ImageStore, Reference};
 use vessel_runtime::{Container, DeleteOptions, RuntimeError, StateStore};
 
 use crate::error::{EngineError, Result};
-pub use crate::monitor::Stdio;
+use crate::monitor;
+pub use crate::monitor::{Attach, Outcome, Stdio};
 use crate::names;
 use crate::options::{self, CreateOptions};
-use crate::record::{ContainerRecord, ContainerState, Status};
+use crate::record::{ContainerRecord, ContainerState};
 use crate::rootfs;
 use crate::spec::{self, user::UserDb};
 use crate::store::{self, ContainerStore};
@@ -115,7 +116,15 @@ impl Engine {
         let made = rootfs::prepare(&self.images, &id, top.as_deref(), &rootfs).and_then(|()| {
             let user = UserDb::read(&rootfs)?.resolve(&record.config.user)?;
             rootfs::ensure_dir(&rootfs, &record.config.working_dir)?;
-            let spec = spec::generate(&id, &record.config, &user)?;
+            let init = if record.config.init {
+                Some(spec::find_init()?)
+            } else {
+                None
+            };
+            for t in &record.config.tmpfs {
+                rootfs::ensure_dir(&rootfs, &t.destination)?;
+            }
+            let spec = spec::generate(&id, &record.config, &user, init.as_deref())?;
             store::write_json(&self.containers.dir(&id).join("config.json"), &spec)
         });
         if let Err(e) = made {
@@ -144,45 +153,65 @@ impl Engine {
         })
     }
 
-    /// `vessel start -a`: run a created or exited container in the
-    /// foreground with `stdio`, until it exits; its exit code.
-    pub fn start_foreground(&self, container: &str, stdio: Stdio) -> Result<i32> {
+    /// `vessel start [-a]`: run a created or exited container under a new
+    /// monitor. Attached, returns its exit code; detached, once it runs.
+    pub fn start(&self, container: &str, attach: Attach) -> Result<Outcome> {
         let id = self.containers.resolve(container)?;
-        let record = self.containers.load(&id)?;
-        if record.state.status == Status::Running {
+        let record = self.reconcile(self.containers.load(&id)?)?;
+        if record.state.status.is_active() {
             return Err(EngineError::WrongState {
                 id,
                 status: record.state.status.to_string(),
                 operation: "start (it is already running)",
             });
         }
+        self.containers.update(&id, |r| {
+            r.state.stopped_by_user = false;
+            r.state.restart_count = 0;
+            Ok(())
+        })?;
         rootfs::ensure_mounted(&self.images, &id, &self.containers.rootfs(&id))?;
-        crate::monitor::run_foreground(&self.containers, &self.runtime_root(), &id, stdio)
+        monitor::start(self, &id, attach)
     }
 
-    /// `vessel run` (foreground): create, start and wait; with `remove`
-    /// (`--rm`) the container is removed afterwards, whatever happened.
-    /// Returns the container's id and exit code.
-    pub fn run(&self, opts: &CreateOptions, stdio: Stdio, remove: bool) -> Result<(String, i32)> {
+    /// `vessel run`: create and start. With `opts.auto_remove` (`--rm`) the
+    /// monitor removes the container when it exits, and a failed start
+    /// removes it at once. Returns the container's id and the outcome.
+    pub fn run(&self, opts: &CreateOptions, attach: Attach) -> Result<(String, Outcome)> {
         let record = self.create(opts)?;
-        let result = self.start_foreground(&record.id, stdio);
-        if remove {
-            let removed = self.remove(&record.id, true);
-            let code = result?;
-            removed?;
-            return Ok((record.id, code));
+        match self.start(&record.id, attach) {
+            Ok(outcome) => Ok((record.id, outcome)),
+            Err(e) => {
+                if opts.auto_remove {
+                    let _ = self.remove(&record.id, true);
+                }
+                Err(e)
+            }
         }
-        Ok((record.id, result?))
     }
 
-    /// `vessel inspect`: the container's record.
+    /// Where the monitor listens for the pty master of container `id`
+    /// (short: a socket path has at most 107 bytes).
+    pub(crate) fn console_socket_path(&self, id: &str) -> PathBuf {
+        self.config
+            .run_root
+            .join("console")
+            .join(format!("{}.sock", &id[..id.len().min(16)]))
+    }
+
+    /// `vessel inspect`: the container's record (reconciled, see
+    /// [`Engine::reconcile`]).
     pub fn inspect(&self, container: &str) -> Result<ContainerRecord> {
-        self.containers.load(&self.containers.resolve(container)?)
+        self.reconcile(self.containers.load(&self.containers.resolve(container)?)?)
     }
 
-    /// `vessel ps -a`: every container, oldest first.
+    /// `vessel ps -a`: every container, oldest first (reconciled).
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
-        self.containers.list()
+        self.containers
+            .list()?
+            .into_iter()
+            .map(|r| self.reconcile(r))
+            .collect()
     }
 
     /// `vessel rm [-f]`: remove the container, its rootfs mount, writable
@@ -190,14 +219,24 @@ impl Engine {
     /// needs `force` (it is killed).
     pub fn remove(&self, container: &str, force: bool) -> Result<()> {
         let id = self.containers.resolve(container)?;
-        let record = self.containers.load(&id)?;
-        if record.state.status == Status::Running && !force {
-            return Err(EngineError::WrongState {
-                id,
-                status: record.state.status.to_string(),
-                operation: "remove (stop it first, or force the removal)",
-            });
+        let record = self.reconcile(self.containers.load(&id)?)?;
+        if record.state.status.is_active() {
+            if !force {
+                return Err(EngineError::WrongState {
+                    id,
+                    status: record.state.status.to_string(),
+                    operation: "remove (stop it first, or force the removal)",
+                });
+            }
+            self.kill_now(&id)?;
         }
+        self.remove_exited(&id)
+    }
+
+    /// Remove a container that no monitor runs (or that its own monitor,
+    /// done with it, removes for `--rm`).
+    pub(crate) fn remove_exited(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
         let rt_err = |source| EngineError::Runtime {
             id: id.clone(),
             source: Box::new(source),

@@ -8,10 +8,14 @@
 //! ([`monitor`]). [`Engine`] ties these together; the `vessel` CLI is meant
 //! to be a thin layer over it. See docs/engine.md.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod engine;
 pub mod error;
+pub mod exec;
+pub mod flags;
+pub mod lifecycle;
+pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod options;
@@ -19,8 +23,9 @@ pub mod record;
 pub mod rootfs;
 pub mod spec;
 pub mod store;
+pub mod tty;
 
-pub use engine::{Engine, EngineConfig, Stdio};
+pub use engine::{Attach, Engine, EngineConfig, Outcome, Stdio};
 pub use error::{EngineError, Result};
 pub use options::CreateOptions;
 pub use record::{ContainerConfig, ContainerRecord, ContainerState, Limits, NetworkMode, Status};

@@ -4,7 +4,8 @@
 use oci_spec::image::Config as ImageConfig;
 
 use crate::error::{EngineError, Result};
-use crate::record::{ContainerConfig, Limits, NetworkMode};
+use crate::flags;
+use crate::record::{ContainerConfig, Limits, NetworkMode, RestartPolicy};
 use crate::spec::caps;
 
 /// The options of `vessel create`/`run`, already parsed by the CLI.
@@ -45,6 +46,24 @@ pub struct CreateOptions {
     pub privileged: bool,
     /// `--network none|host`.
     pub network: NetworkMode,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub interactive: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--restart` as given.
+    pub restart: Option<String>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<u64>,
+    /// `--tmpfs` values as given.
+    pub tmpfs: Vec<String>,
+    /// `--ulimit` values as given.
+    pub ulimits: Vec<String>,
+    /// `--security-opt` values as given.
+    pub security_opts: Vec<String>,
+    /// `--init`.
+    pub init: bool,
 }
 
 /// Docker's PATH for images that set none.
@@ -143,6 +162,31 @@ pub fn merge(
         ));
     }
 
+    let restart = match &opts.restart {
+        Some(r) => flags::restart(r)?,
+        None => RestartPolicy::No,
+    };
+    if opts.auto_remove && restart != RestartPolicy::No {
+        return Err(invalid(
+            "--restart",
+            "conflicts with --rm (a removed container cannot restart)",
+        ));
+    }
+    if opts.cpu_shares == Some(1) {
+        return Err(invalid("--cpu-shares", "the minimum is 2"));
+    }
+    let security = flags::security_opts(&opts.security_opts)?;
+    let tmpfs = opts
+        .tmpfs
+        .iter()
+        .map(|t| flags::tmpfs(t))
+        .collect::<Result<Vec<_>>>()?;
+    let ulimits = opts
+        .ulimits
+        .iter()
+        .map(|u| flags::ulimit(u))
+        .collect::<Result<Vec<_>>>()?;
+
     Ok(ContainerConfig {
         entrypoint,
         cmd,
@@ -156,6 +200,17 @@ pub fn merge(
         cap_drop: normalize_caps("--cap-drop", &opts.cap_drop)?,
         privileged: opts.privileged,
         network: opts.network,
+        tty: opts.tty,
+        open_stdin: opts.interactive,
+        auto_remove: opts.auto_remove,
+        restart,
+        cpu_shares: opts.cpu_shares.filter(|&s| s != 0),
+        tmpfs,
+        ulimits,
+        no_new_privileges: security.no_new_privileges,
+        seccomp: security.seccomp,
+        init: opts.init,
+        stop_signal: image.and_then(|c| c.stop_signal().clone()),
     })
 }
 

@@ -73,6 +73,91 @@ pub struct ContainerConfig {
     pub privileged: bool,
     /// `--network`.
     pub network: NetworkMode,
+    /// `-t`: the process gets a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// `-i`: stdin stays open (attached runs relay the caller's stdin).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// `--rm`: the monitor removes the container when it exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// `--cpu-shares` (relative weight; cgroup v1 cpu.shares).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// `--tmpfs PATH[:OPTIONS]`: tmpfs mounts, path and mount options.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// `--security-opt no-new-privileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// `--security-opt seccomp=...`.
+    #[serde(default)]
+    pub seccomp: SeccompMode,
+    /// `--init`: an init process reaps zombies and forwards signals.
+    #[serde(default)]
+    pub init: bool,
+    /// The signal `stop` sends first (the image's StopSignal; SIGTERM by default).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
+
+/// `--restart`: what the monitor does when the container exits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart (docker's default).
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most `max_retries` times (0: no limit).
+    OnFailure {
+        /// The most restarts; 0 is unlimited.
+        max_retries: u32,
+    },
+    /// Restart after every exit, unless stopped by the user.
+    Always,
+    /// As `always`; the difference (across daemon restarts) does not exist
+    /// without a daemon, so vessel treats both the same.
+    UnlessStopped,
+}
+
+/// A `--tmpfs` mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    /// Where, inside the container (absolute).
+    pub destination: String,
+    /// Mount options (`size=64m`, `mode=1777`, `ro`, ...).
+    pub options: Vec<String>,
+}
+
+/// A `--ulimit` (an OCI rlimit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// `RLIMIT_NOFILE`, ...
+    pub name: String,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+/// `--security-opt seccomp=`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompMode {
+    /// docker's default profile.
+    #[default]
+    Default,
+    /// No filter.
+    Unconfined,
+    /// A profile read from a file at create time (OCI or docker JSON).
+    Custom(serde_json::Value),
 }
 
 impl ContainerConfig {
@@ -90,8 +175,19 @@ pub enum Status {
     Created,
     /// The process runs.
     Running,
+    /// The process is frozen (`pause`).
+    Paused,
+    /// The monitor is restarting the process (`--restart`).
+    Restarting,
     /// The process has ended.
     Exited,
+}
+
+impl Status {
+    /// Whether a process (or a monitor about to restart one) exists.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
 }
 
 impl std::fmt::Display for Status {
@@ -99,6 +195,8 @@ impl std::fmt::Display for Status {
         f.write_str(match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         })
     }
@@ -119,6 +217,18 @@ pub struct ContainerState {
     pub started_at: Option<String>,
     /// RFC 3339 time of the last exit.
     pub finished_at: Option<String>,
+    /// Pid of the monitor process while it runs, else 0.
+    #[serde(default)]
+    pub monitor_pid: i32,
+    /// How many times the monitor restarted the container (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// `stop`/`kill` by the user: the restart policy does not apply.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    /// The process was OOM-killed (its cgroup's OOM-kill count rose).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ContainerState {
@@ -131,6 +241,10 @@ impl ContainerState {
             error: None,
             started_at: None,
             finished_at: None,
+            monitor_pid: 0,
+            restart_count: 0,
+            stopped_by_user: false,
+            oom_killed: false,
         }
     }
 }

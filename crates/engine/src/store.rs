@@ -170,6 +170,27 @@ impl ContainerStore {
         Err(EngineError::NotFound(what.to_owned()))
     }
 
+    /// Give container `id` the name `name` (validated by the caller).
+    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let _lock = lock(&self.root.join(NAMES_LOCK))?;
+        let mut index = self.read_index()?;
+        if let Some(other) = index.get(name) {
+            if other != id && self.dir(other).join(RECORD).exists() {
+                return Err(EngineError::NameInUse {
+                    name: name.to_owned(),
+                    id: other.clone(),
+                });
+            }
+        }
+        self.update(id, |r| {
+            r.name = name.to_owned();
+            Ok(())
+        })?;
+        index.retain(|_, v| v != id && self.dir(v).join(RECORD).exists());
+        index.insert(name.to_owned(), id.to_owned());
+        write_json(&self.root.join(NAMES), &index)
+    }
+
     /// Remove container `id`'s record, directory and name. The directory must
     /// hold nothing mounted.
     pub fn remove(&self, id: &str) -> Result<()> {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{args, capture, engine, require_root};
+use common::{args, capture, engine, require_root, run_fg, start_fg};
 use vessel_engine::{CreateOptions, EngineError, Status};
 
 fn opts(cmd: &[&str]) -> CreateOptions {
@@ -35,7 +35,7 @@ fn echo_hello_and_exit_codes_are_recorded() {
     let engine = engine(tmp.path());
 
     let (stdio, out) = capture(tmp.path(), "out1");
-    let (id, code) = engine.run(&opts(&["echo", "hello"]), stdio, false).unwrap();
+    let (id, code) = run_fg(&engine, &opts(&["echo", "hello"]), stdio, false).unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\n");
     assert_eq!(code, 0);
     let r = engine.inspect(&id).unwrap();
@@ -45,23 +45,25 @@ fn echo_hello_and_exit_codes_are_recorded() {
     assert_eq!(r.state.pid, 0);
 
     let (stdio, _) = capture(tmp.path(), "out2");
-    let (id3, code) = engine
-        .run(&opts(&["sh", "-c", "exit 3"]), stdio, false)
-        .unwrap();
+    let (id3, code) = run_fg(&engine, &opts(&["sh", "-c", "exit 3"]), stdio, false).unwrap();
     assert_eq!(code, 3);
     assert_eq!(engine.inspect(&id3).unwrap().state.exit_code, Some(3));
 
     // An exited container starts again; stderr is captured too.
     let (stdio, out) = capture(tmp.path(), "out3");
-    let code = engine.start_foreground(&id, stdio).unwrap();
+    let code = start_fg(&engine, &id, stdio).unwrap();
     assert_eq!(
         (code, std::fs::read_to_string(&out).unwrap().as_str()),
         (0, "hello\n")
     );
     let (stdio, out) = capture(tmp.path(), "out4");
-    let (_, code) = engine
-        .run(&opts(&["sh", "-c", "echo oops >&2; exit 1"]), stdio, true)
-        .unwrap();
+    let (_, code) = run_fg(
+        &engine,
+        &opts(&["sh", "-c", "echo oops >&2; exit 1"]),
+        stdio,
+        true,
+    )
+    .unwrap();
     assert_eq!(
         (code, std::fs::read_to_string(&out).unwrap().as_str()),
         (1, "oops\n")
@@ -85,9 +87,7 @@ fn env_workdir_and_user_come_from_the_image() {
     let engine = engine(tmp.path());
     let script = "id -u; id -g; id -G; pwd; echo $GREETING; echo $HOME; hostname";
     let (stdio, out) = capture(tmp.path(), "out");
-    let (id, code) = engine
-        .run(&opts(&["sh", "-c", script]), stdio, true)
-        .unwrap();
+    let (id, code) = run_fg(&engine, &opts(&["sh", "-c", script]), stdio, true).unwrap();
     assert_eq!(code, 0);
     let hostname = &id[..12];
     assert_eq!(
@@ -105,7 +105,7 @@ fn env_workdir_and_user_come_from_the_image() {
         ..opts(&["sh", "-c", script])
     };
     let (stdio, out) = capture(tmp.path(), "out2");
-    let (_, code) = engine.run(&o, stdio, true).unwrap();
+    let (_, code) = run_fg(&engine, &o, stdio, true).unwrap();
     assert_eq!(code, 0);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
@@ -132,7 +132,7 @@ fn removal_leaves_no_mount_cgroup_or_state() {
         Status::Created
     );
     let (stdio, _) = capture(tmp.path(), "out");
-    assert_eq!(engine.start_foreground("doomed", stdio).unwrap(), 0);
+    assert_eq!(start_fg(&engine, "doomed", stdio).unwrap(), 0);
     let upper = engine.images().snapshots().upper_dir(&r.id);
     assert!(
         upper.join("tmp/written").exists(),
@@ -235,14 +235,12 @@ fn bad_requests_fail_clearly_and_leave_nothing() {
 
     // A command that is not in the image: the start fails with the runtime's reason.
     let (stdio, _) = capture(tmp.path(), "out");
-    let e = engine
-        .run(&opts(&["/no/such/program"]), stdio, true)
-        .unwrap_err();
+    let e = run_fg(&engine, &opts(&["/no/such/program"]), stdio, true).unwrap_err();
     let text = e.chain().join(": ");
     assert!(text.contains("/no/such/program"), "{text}");
     assert_eq!(e.exit_code(), 127, "{text}");
     let (stdio, _) = capture(tmp.path(), "out");
-    let e = engine.run(&opts(&["nosuchcmd"]), stdio, true).unwrap_err();
+    let e = run_fg(&engine, &opts(&["nosuchcmd"]), stdio, true).unwrap_err();
     assert_eq!(e.exit_code(), 127, "{:?}", e.chain());
     assert_nothing_left(&engine, tmp.path());
 }

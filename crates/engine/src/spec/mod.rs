@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::{EngineError, Result};
 use crate::options::{set_env, DEFAULT_PATH};
-use crate::record::{ContainerConfig, NetworkMode};
+use crate::record::{ContainerConfig, NetworkMode, SeccompMode};
 use user::ResolvedUser;
 
 /// The cgroup every engine container gets (under each hierarchy).
@@ -22,8 +22,36 @@ pub fn cgroup_path(id: &str) -> String {
     format!("/vessel/{id}")
 }
 
+/// Where `--init`'s init binary appears inside the container (docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
+/// Host binaries `--init` can use: tini, statically linked (Debian's `tini`
+/// package), so that it runs in any image.
+const INIT_CANDIDATES: &[&str] = &["/usr/bin/tini-static", "/usr/bin/docker-init"];
+
+/// The host's init binary for `--init`.
+pub fn find_init() -> Result<String> {
+    INIT_CANDIDATES
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .map(|p| (*p).to_owned())
+        .ok_or_else(|| EngineError::InvalidOption {
+            option: "--init",
+            reason: format!(
+                "no static init binary on the host (looked for {}; install the tini package)",
+                INIT_CANDIDATES.join(", ")
+            ),
+        })
+}
+
 /// The spec of container `id`, whose rootfs is `rootfs` next to config.json.
-pub fn generate(id: &str, cfg: &ContainerConfig, user: &ResolvedUser) -> Result<Spec> {
+/// `init_binary` is the host's init for `--init` ([`find_init`]).
+pub fn generate(
+    id: &str,
+    cfg: &ContainerConfig,
+    user: &ResolvedUser,
+    init_binary: Option<&str>,
+) -> Result<Spec> {
     let caps = caps::resolve(&cfg.cap_add, &cfg.cap_drop, cfg.privileged);
     let mut env = Vec::new();
     if !cfg.env.iter().any(|e| e.starts_with("PATH=")) {
@@ -63,20 +91,56 @@ pub fn generate(id: &str, cfg: &ContainerConfig, user: &ResolvedUser) -> Result<
     if !cfg.privileged {
         linux["maskedPaths"] = json!(defaults::MASKED_PATHS);
         linux["readonlyPaths"] = json!(defaults::READONLY_PATHS);
-        linux["seccomp"] =
-            serde_json::to_value(seccomp::default_profile(&caps)?).map_err(EngineError::Seccomp)?;
     }
+    let profile = match (&cfg.seccomp, cfg.privileged) {
+        (SeccompMode::Unconfined, _) | (SeccompMode::Default, true) => None,
+        (SeccompMode::Default, false) => Some(seccomp::default_profile(&caps)?),
+        (SeccompMode::Custom(p), _) => Some(seccomp::custom_profile(p)?),
+    };
+    if let Some(p) = profile {
+        linux["seccomp"] = serde_json::to_value(p).map_err(EngineError::Seccomp)?;
+    }
+
+    let mut mounts = match defaults::mounts(cfg.privileged) {
+        Value::Array(m) => m,
+        other => vec![other],
+    };
+    for t in &cfg.tmpfs {
+        let mut options = vec!["nosuid".to_owned(), "nodev".to_owned()];
+        options.extend(t.options.iter().cloned());
+        mounts.push(json!({
+            "destination": t.destination,
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": options,
+        }));
+    }
+    let mut args = cfg.args();
+    if let Some(init) = init_binary {
+        mounts.push(json!({
+            "destination": INIT_PATH,
+            "type": "bind",
+            "source": init,
+            "options": ["bind", "ro", "nosuid", "nodev"],
+        }));
+        args.splice(0..0, [INIT_PATH.to_owned(), "--".to_owned()]);
+    }
+    let rlimits: Vec<Value> = cfg
+        .ulimits
+        .iter()
+        .map(|u| json!({"type": u.name, "soft": u.soft, "hard": u.hard}))
+        .collect();
 
     let spec = json!({
         "ociVersion": "1.2.0",
         "process": {
-            "terminal": false,
+            "terminal": cfg.tty,
             "user": {
                 "uid": user.uid,
                 "gid": user.gid,
                 "additionalGids": user.additional_gids,
             },
-            "args": cfg.args(),
+            "args": args,
             "env": env,
             "cwd": cfg.working_dir,
             "capabilities": {
@@ -84,11 +148,12 @@ pub fn generate(id: &str, cfg: &ContainerConfig, user: &ResolvedUser) -> Result<
                 "effective": caps,
                 "permitted": caps,
             },
-            "noNewPrivileges": false,
+            "noNewPrivileges": cfg.no_new_privileges,
+            "rlimits": rlimits,
         },
         "root": {"path": "rootfs", "readonly": cfg.read_only},
         "hostname": cfg.hostname,
-        "mounts": defaults::mounts(cfg.privileged),
+        "mounts": mounts,
         "linux": linux,
     });
     serde_json::from_value(spec).map_err(|source| EngineError::Spec {
@@ -117,6 +182,14 @@ fn resources(cfg: &ContainerConfig) -> Value {
     }
     if let Some(p) = l.pids_limit {
         r["pids"] = json!({"limit": p});
+    }
+    if let Some(shares) = cfg.cpu_shares {
+        let cpu = r
+            .as_object_mut()
+            .and_then(|o| o.entry("cpu").or_insert_with(|| json!({})).as_object_mut());
+        if let Some(cpu) = cpu {
+            cpu.insert("shares".into(), json!(shares));
+        }
     }
     r
 }

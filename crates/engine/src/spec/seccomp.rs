@@ -70,6 +70,41 @@ pub fn default_profile(caps: &[String]) -> Result<LinuxSeccomp> {
     serde_json::from_value(oci).map_err(EngineError::Seccomp)
 }
 
+/// A user's profile (`--security-opt seccomp=FILE`): the OCI `linux.seccomp`
+/// shape, or docker's profile format, whose extra keys are translated
+/// (`archMap` → `architectures`) or dropped (`comment`, and the
+/// `includes`/`excludes` conditions: every rule applies).
+pub fn custom_profile(profile: &serde_json::Value) -> Result<LinuxSeccomp> {
+    let bad = |reason: String| EngineError::InvalidOption {
+        option: "--security-opt seccomp",
+        reason,
+    };
+    let mut p = profile
+        .as_object()
+        .cloned()
+        .ok_or_else(|| bad("the profile is not a JSON object".into()))?;
+    if let Some(map) = p.remove("archMap") {
+        if !p.contains_key("architectures") {
+            let archs: Vec<serde_json::Value> = map
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.get("architecture").cloned())
+                .collect();
+            p.insert("architectures".into(), archs.into());
+        }
+    }
+    if let Some(rules) = p.get_mut("syscalls").and_then(|s| s.as_array_mut()) {
+        for rule in rules.iter_mut().filter_map(|r| r.as_object_mut()) {
+            for key in ["comment", "includes", "excludes"] {
+                rule.remove(key);
+            }
+        }
+    }
+    p.remove("comment");
+    serde_json::from_value(p.into()).map_err(|e| bad(format!("not a seccomp profile: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +176,32 @@ mod tests {
             .iter()
             .any(|s| s.errno_ret() == Some(38));
         assert!(!enosys, "with CAP_SYS_ADMIN clone3 is allowed, not ENOSYS");
+    }
+
+    #[test]
+    fn custom_profiles_in_oci_and_docker_shape() {
+        let oci = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}],
+        });
+        let p = custom_profile(&oci).unwrap();
+        assert!(!allowed(&p, "mkdir"));
+        let docker = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": []}],
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                          "comment": "", "includes": {}, "excludes": {}}],
+        });
+        let p = custom_profile(&docker).unwrap();
+        assert!(allowed(&p, "read"));
+        assert_eq!(p.architectures().as_ref().map(Vec::len), Some(1));
+        for bad in [
+            serde_json::json!([]),
+            serde_json::json!({"defaultAction": 3}),
+        ] {
+            let e = custom_profile(&bad).unwrap_err().to_string();
+            assert!(e.contains("seccomp"), "{e}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn root() -> ResolvedUser {
 }
 
 fn gen(c: &ContainerConfig) -> Spec {
-    generate(ID, c, &root()).unwrap()
+    generate(ID, c, &root(), None).unwrap()
 }
 
 fn caps_of(s: &Spec) -> Vec<String> {
@@ -107,7 +107,7 @@ fn user_ids_and_groups() {
         additional_gids: vec![29],
         home: "/var/www".into(),
     };
-    let s = generate(ID, &cfg(), &u).unwrap();
+    let s = generate(ID, &cfg(), &u, None).unwrap();
     let pu = s.process().as_ref().unwrap().user();
     assert_eq!((pu.uid(), pu.gid()), (33, 44));
     assert_eq!(pu.additional_gids().as_deref(), Some(&[29][..]));

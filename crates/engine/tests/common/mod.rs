@@ -134,3 +134,36 @@ pub fn capture(dir: &Path, name: &str) -> (Stdio, std::path::PathBuf) {
 pub fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
+
+/// Create and run in the foreground (`--rm` when `rm`); id and exit code.
+pub fn run_fg(
+    engine: &Engine,
+    opts: &vessel_engine::CreateOptions,
+    stdio: Stdio,
+    rm: bool,
+) -> vessel_engine::Result<(String, i32)> {
+    let opts = vessel_engine::CreateOptions {
+        auto_remove: rm,
+        ..opts.clone()
+    };
+    let attach = vessel_engine::Attach::Attached {
+        stdio,
+        sig_proxy: false,
+    };
+    match engine.run(&opts, attach)? {
+        (id, vessel_engine::Outcome::Exited(code)) => Ok((id, code)),
+        (id, other) => panic!("{id}: attached run returned {other:?}"),
+    }
+}
+
+/// `start -a`: the exit code.
+pub fn start_fg(engine: &Engine, container: &str, stdio: Stdio) -> vessel_engine::Result<i32> {
+    let attach = vessel_engine::Attach::Attached {
+        stdio,
+        sig_proxy: false,
+    };
+    match engine.start(container, attach)? {
+        vessel_engine::Outcome::Exited(code) => Ok(code),
+        other => panic!("{container}: attached start returned {other:?}"),
+    }
+}
