@@ -5,8 +5,9 @@ set -euo pipefail
 
 # binutils: the VMM tests assemble their tiny guests with as/ld.
 # docker-registry, skopeo, umoci, apache2-utils: the registry client's tests run a real
-# registry (htpasswd makes its bcrypt password file) and check digests with skopeo.
-PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 procps time python3 binutils docker-registry skopeo umoci apache2-utils)
+# registry (htpasswd makes its bcrypt password file, openssl signs test tokens)
+# and check digests with skopeo.
+PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 procps time python3 binutils docker-registry skopeo umoci apache2-utils openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
