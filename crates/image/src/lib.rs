@@ -13,6 +13,7 @@ pub use digest::{Digest, DigestError};
 pub mod apply;
 pub mod archive;
 pub mod catalog;
+pub mod diff;
 pub mod gc;
 pub mod history;
 pub mod import;
