@@ -568,3 +568,35 @@ fn a_load_killed_midway_leaves_a_consistent_store() {
     assert_eq!(out, "Loaded image: localhost/big:latest\n");
     assert!(s.missing_blobs().is_empty());
 }
+
+#[test]
+fn system_prune_removes_stopped_containers_then_unused_images() {
+    let s = Store::new();
+    let tarball = s.busybox_tarball("bb", None);
+    s.ok(&[
+        "import",
+        "-c",
+        "CMD /bin/true",
+        tarball.to_str().unwrap(),
+        "localhost/pruned",
+    ]);
+    let id = s.ok(&["create", "--name", "stopped", "localhost/pruned"]);
+    // Without -f it asks; an answer that is not "y" (here: no stdin) keeps everything.
+    let out = s.ok(&["system", "prune", "-a"]);
+    assert!(
+        out.contains("Are you sure you want to continue? [y/N]"),
+        "{out}"
+    );
+    assert_eq!(s.ok(&["images", "-q"]).lines().count(), 1);
+
+    let out = s.ok(&["system", "prune", "-a", "-f"]);
+    assert!(
+        out.starts_with(&format!("Deleted Containers:\n{}", id.trim())),
+        "{out}"
+    );
+    assert!(out.contains("untagged: localhost/pruned:latest"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(s.ok(&["images", "-q"]), "");
+    assert_eq!(s.blob_count(), 0);
+    assert_eq!(s.dir_entries("snapshots/active"), 0);
+}
