@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: set this machine up, build vessel, and run its
-# main job — a container from a busybox root filesystem, through
-# vessel-runtime, the way containerd would run it.
+# main job — an image run as a container by the `vessel` engine (and the same
+# busybox root filesystem through vessel-runtime, the way containerd runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +16,10 @@ bash scripts/make-busybox-bundle.sh "$work/bundle" sh -c 'echo "hello from a ves
 echo "== vessel-runtime run demo (busybox bundle)"
 ./target/release/vessel-runtime --root "$work/state" run --bundle "$work/bundle" "vessel-demo-$$"
 echo "== done: the container ran and was deleted"
+
+echo "== vessel: an image made from busybox-static, run as a container"
+export VESSEL_ROOT=${VESSEL_ROOT:-/var/lib/vessel}
+VESSEL=./target/release/vessel bash scripts/make-busybox-image.sh localhost/busybox:latest
+./target/release/vessel images
+./target/release/vessel run --rm localhost/busybox echo hello
+echo "== done: try ./target/release/vessel run --rm -it localhost/busybox sh"

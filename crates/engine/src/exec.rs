@@ -161,7 +161,8 @@ impl Engine {
             set_env(&mut env, &format!("HOME={}", user.home));
         }
         if req.privileged {
-            let all = crate::spec::caps::resolve(&["ALL".into()], &[], true);
+            let all = crate::spec::caps::host_bounding()
+                .unwrap_or_else(|| crate::spec::caps::resolve(&["ALL".into()], &[], true));
             let set: Result<std::collections::HashSet<oci_spec::runtime::Capability>> = all
                 .iter()
                 .map(|c| {

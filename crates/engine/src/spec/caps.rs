@@ -109,12 +109,39 @@ pub fn resolve(add: &[String], drop: &[String], privileged: bool) -> Vec<String>
         .collect()
 }
 
+/// The capabilities this process may grant (its bounding set, from
+/// `/proc/self/status`); `None` when it cannot be read. A container cannot
+/// get more: `--privileged` and `--cap-add ALL` mean "all of these", as in
+/// docker (on this machine CAP_SYS_RESOURCE is missing, for one).
+pub fn host_bounding() -> Option<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))?
+        .trim();
+    let bits = u64::from_str_radix(hex, 16).ok()?;
+    Some(
+        ALL.iter()
+            .enumerate()
+            .filter(|(n, _)| bits & (1u64 << n) != 0)
+            .map(|(_, c)| c.to_string())
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_host_bounding_set_is_read() {
+        let b = host_bounding().unwrap();
+        assert!(b.iter().any(|c| c == "CAP_CHOWN"), "{b:?}");
+        assert!(b.iter().all(|c| ALL.contains(&c.as_str())));
     }
 
     #[test]

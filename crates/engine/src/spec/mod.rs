@@ -52,7 +52,10 @@ pub fn generate(
     user: &ResolvedUser,
     init_binary: Option<&str>,
 ) -> Result<Spec> {
-    let caps = caps::resolve(&cfg.cap_add, &cfg.cap_drop, cfg.privileged);
+    let mut caps = caps::resolve(&cfg.cap_add, &cfg.cap_drop, cfg.privileged);
+    if let Some(host) = caps::host_bounding() {
+        caps.retain(|c| host.contains(c));
+    }
     let mut env = Vec::new();
     if !cfg.env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(DEFAULT_PATH.to_owned());

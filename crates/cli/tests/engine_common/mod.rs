@@ -1,0 +1,124 @@
+//! Helpers for the `vessel` engine tests: a private store with the busybox
+//! image (made by scripts/make-busybox-image.sh from the host's
+//! busybox-static, as the README's first command makes it), and a way to run
+//! the built `vessel` binary against it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const IMAGE: &str = "localhost/busybox";
+
+/// Tests that run containers fail loudly without root (never skip).
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs containers and needs root"
+    );
+}
+
+/// A private vessel root and run root with the busybox image.
+pub struct Store {
+    pub dir: tempfile::TempDir,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("vessel-test")
+            .tempdir()
+            .unwrap();
+        let s = Store { dir };
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .env("VESSEL", env!("CARGO_BIN_EXE_vessel"))
+            .env("VESSEL_ROOT", s.root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make-busybox-image.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// `vessel --root … --runroot … ARGS`, ready to run.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vessel"));
+        c.arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Run `vessel ARGS` to completion.
+    pub fn vessel(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run `vessel ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.vessel(args);
+        assert!(
+            out.status.success(),
+            "vessel {args:?} failed with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `vessel inspect -f TEMPLATE C`, trimmed.
+    pub fn inspect(&self, c: &str, template: &str) -> String {
+        self.ok(&["inspect", "-f", template, c]).trim().to_owned()
+    }
+
+    /// Every mount under this store (none may be left after removal).
+    pub fn mounts(&self) -> Vec<String> {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Leave nothing running or mounted behind a failed test.
+        let _ = self.cmd(&["ps", "-aq", "--no-trunc"]).output().map(|o| {
+            for id in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+            }
+        });
+        for m in self.mounts().iter().rev() {
+            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

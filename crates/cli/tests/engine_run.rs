@@ -1,0 +1,250 @@
+//! `vessel run` in the foreground: output, exit codes (docker's), `--rm`,
+//! stdin, terminals, and what each `run` flag does inside the container.
+//! Needs root; real containers from the busybox image.
+
+mod engine_common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use engine_common::{stderr, stdout, Store, IMAGE};
+
+#[test]
+fn run_rm_echo_and_exit_codes() {
+    let s = Store::new();
+    let out = s.vessel(&["run", "--rm", IMAGE, "echo", "hello"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "hello\n")
+    );
+
+    let out = s.vessel(&["run", "--rm", IMAGE, "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stderr(&out), "oops\n", "stderr stays stderr");
+
+    // A command the image does not have: 127, named.
+    let out = s.vessel(&["run", "--rm", IMAGE, "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-command"), "{}", stderr(&out));
+
+    // vessel's own errors: 125 with the reason.
+    let out = s.vessel(&["run", "--rm", "--cpus", "-1", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses a negative --cpus");
+    let out = s.vessel(&["run", "--rm", "--restart", "sometimes", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("--restart"), "{}", stderr(&out));
+    let out = s.vessel(&["run", "--rm", "-m", "12x", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("-m"), "{}", stderr(&out));
+
+    assert_eq!(s.ok(&["ps", "-aq"]), "", "--rm left no container");
+    assert!(s.mounts().is_empty(), "{:?}", s.mounts());
+}
+
+#[test]
+fn run_keeps_the_container_and_its_log() {
+    let s = Store::new();
+    let out = s.vessel(&[
+        "run",
+        "--name",
+        "kept",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo one; echo two >&2; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        s.inspect("kept", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 4"
+    );
+    let logs = s.vessel(&["logs", "kept"]);
+    assert_eq!(
+        (stdout(&logs).as_str(), stderr(&logs).as_str()),
+        ("one\n", "two\n")
+    );
+    let logs = s.ok(&["logs", "--tail", "1", "-t", "kept"]);
+    assert!(logs.ends_with("Z one\n") || logs.is_empty(), "{logs}");
+    // The name is taken until the container is removed.
+    let out = s.vessel(&["run", "--name", "kept", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
+    // start -a runs it again, appending to the log.
+    let out = s.vessel(&["start", "-a", "kept"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(s.ok(&["logs", "kept"]), "one\none\n");
+    s.ok(&["rm", "kept"]);
+    let out = s.vessel(&["logs", "kept"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("No such container: kept"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn stdin_with_i_and_a_terminal_with_t() {
+    let s = Store::new();
+    let mut child = s
+        .cmd(&[
+            "run",
+            "--rm",
+            "-i",
+            IMAGE,
+            "sh",
+            "-c",
+            "tr a-z A-Z; echo done",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "HELLO STDIN\ndone\n");
+
+    // Without -i the container reads nothing (EOF at once).
+    let out = s.vessel(&["run", "--rm", IMAGE, "sh", "-c", "cat; echo eof"]);
+    assert_eq!(stdout(&out), "eof\n");
+
+    // -t: the process has a terminal; its output (CRLF) comes back.
+    let out = s.vessel(&[
+        "run",
+        "--rm",
+        "-t",
+        IMAGE,
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && tty",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/dev/pts/0\r\n");
+}
+
+#[test]
+fn run_flags_reach_the_container() {
+    let s = Store::new();
+    let env_file = s.dir.path().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n").unwrap();
+    let script = "echo $FROM_FILE $A; pwd; id -u; hostname; cat /proc/self/status | grep -E '^(NoNewPrivs|CapEff)'; \
+                  ulimit -n; touch /ro 2>/dev/null || echo read-only; mount | grep ' /scratch '";
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp/work",
+        "-u",
+        "33:33",
+        "--hostname",
+        "box",
+        "--security-opt",
+        "no-new-privileges",
+        "--ulimit",
+        "nofile=512:1024",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "--cap-drop",
+        "ALL",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "yes 1");
+    assert_eq!(lines[1], "/tmp/work");
+    assert_eq!(lines[2], "33");
+    assert_eq!(lines[3], "box");
+    assert_eq!(
+        lines[4], "CapEff:\t0000000000000000",
+        "no capabilities: {out}"
+    );
+    assert_eq!(lines[5], "NoNewPrivs:\t1");
+    assert_eq!(lines[6], "512");
+    assert_eq!(lines[7], "read-only");
+    assert!(
+        lines[8].contains("tmpfs") && lines[8].contains("size=1024k"),
+        "{out}"
+    );
+
+    // --entrypoint replaces the image's; -m and --cpus show in inspect and the cgroup.
+    let out = s.ok(&[
+        "run",
+        "--name",
+        "lim",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--entrypoint",
+        "cat",
+        IMAGE,
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(out, "50\n");
+    assert_eq!(
+        s.inspect(
+            "lim",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.Path}}"
+        ),
+        "67108864 500000000 cat"
+    );
+    s.ok(&["rm", "lim"]);
+
+    // --init: pid 1 is docker-init (tini), the command its child.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
+
+    // --privileged: every capability, and /sys writable.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        IMAGE,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert!(
+        !out.contains("00000000a80425fb"),
+        "more than docker's default set: {out}"
+    );
+
+    // The default seccomp profile refuses what docker refuses; unconfined does not.
+    let out = s.vessel(&["run", "--rm", IMAGE, "unshare", "-U", "true"]);
+    assert_ne!(out.status.code(), Some(0), "unshare is denied by default");
+    let out = s.vessel(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--cap-add",
+        "SYS_ADMIN",
+        IMAGE,
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
