@@ -23,6 +23,8 @@ use vessel_image::remove::Removed;
 use vessel_image::tags::key;
 use vessel_image::{archive, gc, history, import, prune, remove, usage, Digest, Reference};
 
+use crate::format::{ellipsis, human_size, print_json, print_table, render, since};
+
 /// `vessel image …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
@@ -932,148 +934,6 @@ fn id_text(id: &Digest, no_trunc: bool) -> String {
     } else {
         id.short().to_string()
     }
-}
-
-/// docker's `HumanSizeWithPrecision(n, 3)`: decimal units, 3 significant digits.
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let mut s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[i])
-}
-
-/// docker's `HumanDuration` + " ago" for a UNIX time (`N/A` when unknown).
-fn since(t: i64) -> String {
-    if t <= 0 {
-        return "N/A".into();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let s = (now - t).max(0);
-    let (m, h) = (s / 60, s / 3600);
-    let d = if s < 1 {
-        "Less than a second".to_string()
-    } else if s == 1 {
-        "1 second".into()
-    } else if s < 60 {
-        format!("{s} seconds")
-    } else if m == 1 {
-        "About a minute".into()
-    } else if m < 60 {
-        format!("{m} minutes")
-    } else if h == 1 {
-        "About an hour".into()
-    } else if h < 48 {
-        format!("{h} hours")
-    } else if h < 24 * 7 * 2 {
-        format!("{} days", h / 24)
-    } else if h < 24 * 30 * 2 {
-        format!("{} weeks", h / 24 / 7)
-    } else if h < 24 * 365 * 2 {
-        format!("{} months", h / 24 / 30)
-    } else {
-        format!("{} years", h / 24 / 365)
-    };
-    format!("{d} ago")
-}
-
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let cut: String = s.chars().take(max - 1).collect();
-        format!("{cut}…")
-    }
-}
-
-/// Columns as docker's tabwriter sets them: at least 10 wide, 3 spaces apart.
-fn print_table(head: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (n, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if n + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                let pad = (w + 3).max(10) - c.chars().count();
-                s.push_str(c);
-                s.push_str(&" ".repeat(pad));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in &rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-}
-
-/// Pretty JSON with docker's 4-space indentation.
-fn print_json(v: &Value) -> Result<()> {
-    let mut out = io::stdout().lock();
-    let mut ser = serde_json::Serializer::with_formatter(
-        &mut out,
-        serde_json::ser::PrettyFormatter::with_indent(b"    "),
-    );
-    serde::Serialize::serialize(v, &mut ser)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-/// A small subset of docker's Go templates: `{{.A.B}}` (strings as they
-/// are, other values as JSON) and `{{json .A}}`; `\t` and `\n` escapes.
-fn render(template: &str, v: &Value) -> Result<String> {
-    let template = template.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = template.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| anyhow!("Template {template:?}: unclosed {{{{"))?;
-        let expr = rest[start + 2..start + end].trim();
-        let (as_json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let path = path
-            .strip_prefix('.')
-            .ok_or_else(|| anyhow!("Template {template:?}: {expr:?} is not supported (use {{{{.Field}}}} or {{{{json .Field}}}})"))?;
-        let mut cur = v;
-        for part in path.split('.').filter(|p| !p.is_empty()) {
-            cur = cur
-                .get(part)
-                .ok_or_else(|| anyhow!("Template {template:?}: no field {part:?}"))?;
-        }
-        match cur {
-            Value::String(s) if !as_json => out.push_str(s),
-            other => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
