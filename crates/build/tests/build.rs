@@ -1,0 +1,183 @@
+//! `vessel build` end to end, as root: real containers for RUN, the result
+//! run by the engine.
+
+mod common;
+
+use common::*;
+
+const MULTI_STAGE: &str = r#"# A two-stage build.
+ARG BASE=localhost/busybox
+FROM $BASE AS builder
+ARG GREETING=hello
+WORKDIR /work
+COPY hello.txt .
+RUN echo "$GREETING from $(cat hello.txt)" > made.txt \
+    && date +%s%N > stamp \
+    && echo ran-in-builder
+
+FROM localhost/busybox
+ENV WHO=vessel
+COPY --from=builder --chown=33:33 /work/made.txt /work/stamp /out/
+COPY . /ctx/
+RUN rm /etc/group
+USER www
+WORKDIR /out
+CMD ["sh", "-c", "cat made.txt stamp; echo who=$WHO; id -u; pwd; stat -c owner=%u made.txt; test -e /etc/group || echo group-gone; ls /ctx"]
+"#;
+
+fn files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("Containerfile", MULTI_STAGE),
+        ("hello.txt", "the context"),
+        ("secret.txt", "do not copy"),
+        ("logs/a.log", "x"),
+        (".dockerignore", "secret.txt\n**/*.log\n"),
+    ]
+}
+
+#[test]
+fn multi_stage_build_runs_and_rebuilds_from_cache() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine(tmp.path());
+    let ctx = context(tmp.path(), &files());
+    let mut opts = options(&ctx, "localhost/app:1");
+    opts.build_args.insert("GREETING".into(), "hi".into());
+
+    let first = build(&engine, &opts, tmp.path()).unwrap();
+    assert_eq!(first.runs, 2);
+    let run_out = std::fs::read_to_string(tmp.path().join("run-output")).unwrap();
+    assert!(
+        run_out.contains("ran-in-builder"),
+        "RUN output reaches the build's: {run_out}"
+    );
+
+    let (out, code) = run_image(&engine, "localhost/app:1", tmp.path());
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hi from the context", "{out}");
+    let stamp = lines[1].to_string();
+    assert_eq!(
+        &lines[2..7],
+        ["who=vessel", "33", "/out", "owner=33", "group-gone"],
+        "{out}"
+    );
+    let ctx_listing = &lines[7..];
+    assert!(
+        ctx_listing.contains(&"hello.txt") && ctx_listing.contains(&"Containerfile"),
+        "{out}"
+    );
+    assert!(
+        !ctx_listing.contains(&"secret.txt"),
+        ".dockerignore honoured: {out}"
+    );
+    assert!(ctx_listing.contains(&"logs"), "{out}");
+
+    // The image as stored: OCI manifest, history, diff IDs.
+    let image = engine
+        .images()
+        .image(
+            &vessel_image::Reference::parse("localhost/app:1").unwrap(),
+            &vessel_image::manifest::Platform::linux_amd64(),
+        )
+        .unwrap();
+    assert_eq!(image.config_digest, first.id);
+    let diff_ids = image.config.rootfs().diff_ids().len();
+    assert_eq!(diff_ids, image.manifest.layers().len());
+    assert_eq!(diff_ids, 4, "busybox + COPY --from + COPY . + RUN");
+    let history = image.config.history().as_ref().unwrap();
+    assert!(history.iter().any(|h| h.empty_layer() == Some(true)));
+
+    // Unchanged rebuild: every layer from the cache, nothing run, same image.
+    let second = build(&engine, &opts, tmp.path()).unwrap();
+    assert_eq!(second.runs, 0);
+    assert_eq!(
+        second.cached_layers, 5,
+        "2 in the builder stage, 3 in the final one"
+    );
+    assert_eq!(second.id, first.id);
+    let (out, _) = run_image(&engine, "localhost/app:1", tmp.path());
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        stamp,
+        "the RUN did not run again"
+    );
+
+    // A changed COPY source rebuilds from there on.
+    std::fs::write(ctx.join("hello.txt"), "a changed context").unwrap();
+    let third = build(&engine, &opts, tmp.path()).unwrap();
+    assert_eq!(third.runs, 2);
+    let (out, _) = run_image(&engine, "localhost/app:1", tmp.path());
+    assert_eq!(out.lines().next().unwrap(), "hi from a changed context");
+
+    // --no-cache runs everything again.
+    opts.no_cache = true;
+    let fourth = build(&engine, &opts, tmp.path()).unwrap();
+    assert_eq!(fourth.runs, 2);
+    let (out, _) = run_image(&engine, "localhost/app:1", tmp.path());
+    assert_ne!(out.lines().nth(1).unwrap(), stamp);
+
+    // --target builds the first stage only.
+    opts.no_cache = false;
+    opts.target = Some("builder".into());
+    opts.tags = vec![vessel_image::Reference::parse("localhost/builder").unwrap()];
+    let t = build(&engine, &opts, tmp.path()).unwrap();
+    assert_eq!(t.runs, 0);
+    assert!(
+        engine.list().unwrap().is_empty(),
+        "no container is left behind"
+    );
+}
+
+#[test]
+fn a_failing_run_names_the_line_and_the_exit_code() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine(tmp.path());
+    let ctx = context(
+        tmp.path(),
+        &[(
+            "Containerfile",
+            "FROM localhost/busybox\nRUN true\nRUN echo about to fail; exit 3\n",
+        )],
+    );
+    let e = build(&engine, &options(&ctx, "localhost/fails"), tmp.path()).unwrap_err();
+    let msg = chain(&e);
+    assert!(
+        msg.contains("Containerfile:3: RUN echo about to fail; exit 3"),
+        "{msg}"
+    );
+    assert!(msg.contains("returned a non-zero code: 3"), "{msg}");
+    let r = vessel_image::Reference::parse("localhost/fails").unwrap();
+    assert!(
+        engine.images().tags().get(&r).unwrap().is_none(),
+        "no image is tagged"
+    );
+    assert!(
+        engine.list().unwrap().is_empty(),
+        "the RUN container is removed"
+    );
+}
+
+#[test]
+fn syntax_errors_and_escapes_are_refused_clearly() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine(tmp.path());
+    std::fs::write(tmp.path().join("outside"), "secret").unwrap();
+    let ctx = context(tmp.path(), &[("ok.txt", "ok")]);
+    std::os::unix::fs::symlink("../outside", ctx.join("link-out")).unwrap();
+    for (text, want) in [
+        ("FROM localhost/busybox\n\nBOGUS x\n", "Containerfile:3: unknown instruction: BOGUS"),
+        ("FROM localhost/busybox\nCOPY ../outside /x\n", "Containerfile:2: COPY ../outside /x: Source \"../outside\" is outside the build context"),
+        ("FROM localhost/busybox\nCOPY link-out /x\n", "leads out of the build context"),
+        ("FROM localhost/busybox\nADD http://example.com/x /x\n", "not supported"),
+        ("RUN true\n", "only ARG may come before the first FROM"),
+        ("FROM localhost/busybox\nCOPY ok.txt ok.txt /dir\n", "must be a directory"),
+    ] {
+        std::fs::write(ctx.join("Containerfile"), text).unwrap();
+        let e = build(&engine, &options(&ctx, "localhost/bad"), tmp.path()).unwrap_err();
+        let msg = chain(&e);
+        assert!(msg.contains(want), "{text:?}: {msg}");
+    }
+}
