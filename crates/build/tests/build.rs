@@ -12,7 +12,7 @@ ARG GREETING=hello
 WORKDIR /work
 COPY hello.txt .
 RUN echo "$GREETING from $(cat hello.txt)" > made.txt \
-    && date +%s%N > stamp \
+    && cat /proc/sys/kernel/random/uuid > stamp \
     && echo ran-in-builder
 
 FROM localhost/busybox

@@ -1,10 +1,11 @@
 //! `vessel`: the engine's command line, with docker's and podman's habits.
 //! Argument parsing and output only; the work is done by the library crates
 //! (`vessel-engine` for containers, `vessel-image` for images,
-//! `vessel-registry` for pull/push, `vessel-vmm` for `vessel vm`).
+//! `vessel-registry` for pull/push, `vessel-build` for build, `vessel-vmm` for `vessel vm`).
 
 #![forbid(unsafe_code)]
 
+mod build;
 mod containers;
 mod create_args;
 mod format;
@@ -83,6 +84,8 @@ enum Command {
     Save(images::SaveArgs),
     /// Create an image from a root filesystem tarball.
     Import(images::ImportArgs),
+    /// Build an image from a Containerfile.
+    Build(build::BuildArgs),
     /// Pull an image from a registry.
     Pull(registry::PullArgs),
     /// Push an image to a registry.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         Command::Load(a) => (images::image(c, images::ImageCommand::Load(a)), Some(1)),
         Command::Save(a) => (images::image(c, images::ImageCommand::Save(a)), Some(1)),
         Command::Import(a) => (images::image(c, images::ImageCommand::Import(a)), Some(1)),
+        Command::Build(a) => (build::build(c, a), Some(1)),
         Command::Pull(a) => (registry::pull(&c.root, a), Some(1)),
         Command::Push(a) => (registry::push(&c.root, a), Some(1)),
         Command::Login(a) => (registry::login(a), Some(1)),
