@@ -248,3 +248,49 @@ fn run_flags_reach_the_container() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn diff_and_export_show_the_containers_files() {
+    let s = Store::new();
+    s.ok(&[
+        "run",
+        "--name",
+        "changed",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x > /tmp/new; rm /etc/group; echo y >> /etc/passwd",
+    ]);
+    let diff = s.ok(&["diff", "changed"]);
+    for line in ["A /tmp/new", "D /etc/group", "C /etc/passwd", "C /etc"] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "{line} missing from:\n{diff}"
+        );
+    }
+    let tar = s.dir.path().join("out.tar");
+    s.ok(&["export", "-o", tar.to_str().unwrap(), "changed"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tvf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let list = stdout(&list);
+    assert!(
+        list.lines()
+            .any(|l| l.ends_with(" ./tmp/new") || l.ends_with(" tmp/new")),
+        "{list}"
+    );
+    assert!(
+        !list.contains("etc/group"),
+        "the deleted file is not exported"
+    );
+    assert!(
+        list.lines().any(|l| l.contains("bin/sh -> busybox")),
+        "symlinks stay symlinks"
+    );
+    let out = s.vessel(&["export", "-o", tar.to_str().unwrap(), "nope"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("No such container: nope"));
+    s.ok(&["rm", "changed"]);
+}

@@ -102,6 +102,15 @@ pub enum EngineError {
         #[source]
         source: vessel_image::snapshot::SnapshotError,
     },
+    /// The container's writable layer could not be compared with its image.
+    #[error("Container {id}: changes of the writable layer")]
+    Diff {
+        /// The container.
+        id: String,
+        /// The reason.
+        #[source]
+        source: vessel_image::diff::DiffError,
+    },
     /// Mounting or unmounting the container's rootfs failed.
     #[error("Container {id}: rootfs")]
     Mount {

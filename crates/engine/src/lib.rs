@@ -13,6 +13,7 @@
 pub mod engine;
 pub mod error;
 pub mod exec;
+mod files;
 pub mod flags;
 pub mod lifecycle;
 pub mod logs;

@@ -828,3 +828,63 @@ pub fn inspect(config: &EngineConfig, a: &InspectArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// `vessel diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The container.
+    pub container: String,
+}
+
+/// `vessel export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<std::path::PathBuf>,
+    /// The container.
+    pub container: String,
+}
+
+/// `vessel diff`: `A /path`, `C /path`, `D /path`.
+pub fn diff(config: &EngineConfig, a: &DiffArgs) -> Result<ExitCode> {
+    let changes = open(config)?.diff(&a.container)?;
+    let mut out = std::io::stdout().lock();
+    for c in changes {
+        if writeln!(out, "{} {}", c.kind.letter(), c.path.display()).is_err() {
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vessel export`: the container's filesystem as a tar, to `-o FILE`
+/// (written next to it and renamed, so a failure leaves no half file) or
+/// to stdout when it is not a terminal.
+pub fn export(config: &EngineConfig, a: &ExportArgs) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let engine = open(config)?;
+    match &a.output {
+        Some(path) => {
+            let tmp = path.with_extension("vessel-partial");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let written = engine
+                .export(&a.container, std::io::BufWriter::new(&file))
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(file.sync_all()?))
+                .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("Refusing to write a tar to a terminal: use -o FILE or redirect stdout");
+            }
+            engine.export(&a.container, std::io::stdout().lock())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -69,6 +69,10 @@ enum Command {
     Unpause(containers::ContainersArgs),
     /// Rename a container.
     Rename(containers::RenameArgs),
+    /// List the files a container added, changed or deleted.
+    Diff(containers::DiffArgs),
+    /// Write a container's filesystem as a tar archive.
+    Export(containers::ExportArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(images::ImageCommand),
@@ -129,6 +133,8 @@ fn main() -> ExitCode {
         Command::Pause(a) => (containers::pause(c, &a), None),
         Command::Unpause(a) => (containers::unpause(c, &a), None),
         Command::Rename(a) => (containers::rename(c, &a), None),
+        Command::Diff(a) => (containers::diff(c, &a), None),
+        Command::Export(a) => (containers::export(c, &a), None),
         Command::Image(cmd) => (images::image(c, cmd), Some(1)),
         Command::Images(a) => (images::image(c, images::ImageCommand::Ls(a)), Some(1)),
         Command::Rmi(a) => (images::image(c, images::ImageCommand::Rm(a)), Some(1)),
