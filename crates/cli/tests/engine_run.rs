@@ -29,7 +29,8 @@ fn run_rm_echo_and_exit_codes() {
 
     // vessel's own errors: 125 with the reason.
     let out = s.vessel(&["run", "--rm", "--cpus", "-1", IMAGE, "true"]);
-    assert_eq!(out.status.code(), Some(2), "clap refuses a negative --cpus");
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--cpus"), "{}", stderr(&out));
     let out = s.vessel(&["run", "--rm", "--restart", "sometimes", IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("--restart"), "{}", stderr(&out));
@@ -293,4 +294,64 @@ fn diff_and_export_show_the_containers_files() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("No such container: nope"));
     s.ok(&["rm", "changed"]);
+}
+
+#[test]
+fn commit_makes_an_image_of_the_containers_changes() {
+    let s = Store::new();
+    s.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-w",
+        "/data",
+        "-e",
+        "KEPT=yes",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo committed > /data/file; rm /etc/group",
+    ]);
+    let id = s.ok(&["commit", "-m", "my change", "src", "localhost/committed:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    // The new image has the file, not the deleted one, and the container's config.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "localhost/committed:1",
+        "-c",
+        "cat file; test -e /etc/group || echo no-group; echo $KEPT",
+    ]);
+    assert_eq!(out, "committed\nno-group\nyes\n");
+    let history = s.ok(&["image", "history", "localhost/committed:1"]);
+    assert!(history.contains("my change"), "{history}");
+    // A running container is committed too (paused meanwhile) and keeps running.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo live > /live; sleep 100",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.ok(&["diff", "live"]).contains("A /live") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never wrote /live"
+        );
+    }
+    s.ok(&["commit", "live", "localhost/live"]);
+    assert_eq!(s.inspect("live", "{{.State.Status}}"), "running");
+    assert_eq!(
+        s.ok(&["run", "--rm", "localhost/live", "cat", "/live"]),
+        "live\n"
+    );
+    let out = s.vessel(&["commit", "nope", "localhost/x"]);
+    assert_eq!(out.status.code(), Some(125));
+    s.ok(&["rm", "-f", "live", "src"]);
 }

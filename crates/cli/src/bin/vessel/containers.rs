@@ -168,11 +168,11 @@ pub struct ExecArgs {
     /// Every capability.
     #[arg(long)]
     pub privileged: bool,
-    /// The container.
-    pub container: String,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The container, then the command and its arguments (one list, so
+    /// that everything after the container belongs to the command).
+    #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2..,
+          trailing_var_arg = true, allow_hyphen_values = true)]
+    pub container_and_command: Vec<String>,
 }
 
 /// `vessel stats`.
@@ -403,7 +403,7 @@ pub fn rename(config: &EngineConfig, a: &RenameArgs) -> Result<ExitCode> {
 pub fn exec(config: &EngineConfig, a: &ExecArgs) -> Result<ExitCode> {
     let engine = open(config)?;
     let req = ExecRequest {
-        cmd: a.command.clone(),
+        cmd: a.container_and_command[1..].to_vec(),
         env: a.env.clone(),
         workdir: a.workdir.clone(),
         user: a.user.clone(),
@@ -412,7 +412,7 @@ pub fn exec(config: &EngineConfig, a: &ExecArgs) -> Result<ExitCode> {
         detach: a.detach,
         privileged: a.privileged,
     };
-    Ok(exit(engine.exec(&a.container, &req)?))
+    Ok(exit(engine.exec(&a.container_and_command[0], &req)?))
 }
 
 /// `vessel logs`.

@@ -88,11 +88,12 @@ pub struct CreateArgs {
     /// Isolation: container (a VM-isolated run is not built yet).
     #[arg(long, default_value = "container")]
     pub isolation: String,
-    /// The image.
-    pub image: String,
-    /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The image, then the command and its arguments. One list, so that
+    /// everything after the image belongs to the command (`sh -c …` must
+    /// not be read as `--cpu-shares`).
+    #[arg(value_name = "IMAGE [COMMAND [ARG...]]", required = true, num_args = 1..,
+          trailing_var_arg = true, allow_hyphen_values = true)]
+    pub image_and_command: Vec<String>,
 }
 
 /// `64m`, `1g`, `512k`, `1024`, `1.5g` → bytes (docker's RAMInBytes).
@@ -167,9 +168,9 @@ impl CreateArgs {
             Some(s) => Some(parse_bytes("--memory-swap", s)?),
         };
         Ok(CreateOptions {
-            image: self.image.clone(),
+            image: self.image_and_command[0].clone(),
             name: self.name.clone(),
-            cmd: self.command.clone(),
+            cmd: self.image_and_command[1..].to_vec(),
             entrypoint: self.entrypoint.as_ref().map(|e| {
                 if e.is_empty() {
                     Vec::new()

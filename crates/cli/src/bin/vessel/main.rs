@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod build;
+mod commit;
 mod containers;
 mod create_args;
 mod format;
@@ -69,6 +70,8 @@ enum Command {
     Unpause(containers::ContainersArgs),
     /// Rename a container.
     Rename(containers::RenameArgs),
+    /// Create an image from a container's changes.
+    Commit(commit::CommitArgs),
     /// List the files a container added, changed or deleted.
     Diff(containers::DiffArgs),
     /// Write a container's filesystem as a tar archive.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         Command::Pause(a) => (containers::pause(c, &a), None),
         Command::Unpause(a) => (containers::unpause(c, &a), None),
         Command::Rename(a) => (containers::rename(c, &a), None),
+        Command::Commit(a) => (commit::commit(c, &a), None),
         Command::Diff(a) => (containers::diff(c, &a), None),
         Command::Export(a) => (containers::export(c, &a), None),
         Command::Image(cmd) => (images::image(c, cmd), Some(1)),
