@@ -316,10 +316,19 @@ pub fn start(config: &EngineConfig, a: &StartArgs) -> Result<ExitCode> {
 /// Run `op` on each container, printing its name on success and the error
 /// otherwise (docker's style); exit 1 if any failed.
 fn each(containers: &[String], mut op: impl FnMut(&str) -> Result<()>) -> Result<ExitCode> {
+    each_printing(containers, |c| op(c).map(|()| c.to_owned()))
+}
+
+/// Run `op` on each container, printing what it returns, or the error;
+/// exit 1 if any failed.
+fn each_printing(
+    containers: &[String],
+    mut op: impl FnMut(&str) -> Result<String>,
+) -> Result<ExitCode> {
     let mut failed = false;
     for c in containers {
         match op(c) {
-            Ok(()) => println!("{c}"),
+            Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("vessel: {e:#}");
                 failed = true;
@@ -376,21 +385,7 @@ pub fn unpause(config: &EngineConfig, a: &ContainersArgs) -> Result<ExitCode> {
 /// `vessel wait`: prints each exit code.
 pub fn wait(config: &EngineConfig, a: &ContainersArgs) -> Result<ExitCode> {
     let engine = open(config)?;
-    let mut failed = false;
-    for c in &a.containers {
-        match engine.wait(c) {
-            Ok(code) => println!("{code}"),
-            Err(e) => {
-                eprintln!("vessel: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    each_printing(&a.containers, |c| Ok(engine.wait(c)?.to_string()))
 }
 
 /// `vessel rename`.
