@@ -221,15 +221,25 @@ fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-/// Pull the image when it is not in the store (docker's `--pull missing`).
-fn pull_if_missing(engine: &Engine, config: &EngineConfig, image: &str) -> Result<()> {
-    let Ok(reference) = vessel_image::Reference::parse(image) else {
-        return Ok(()); // the engine reports the bad reference
+/// Run `op`; if it fails because the image is not in the store, pull the
+/// image and run `op` once more (docker's `--pull missing`). The engine looks
+/// the image up before it changes anything, so a retry starts clean; and
+/// the common case (the image is there) costs no extra lookup.
+fn with_pull<T>(
+    config: &EngineConfig,
+    image: &str,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let missing = |e: &anyhow::Error| {
+        matches!(e.downcast_ref::<EngineError>(), Some(EngineError::Image { source, .. })
+            if matches!(**source, vessel_image::StoreError::NotFound(_)))
     };
-    let platform = vessel_image::manifest::Platform::linux_amd64();
-    if engine.images().image(&reference, &platform).is_ok() {
-        return Ok(());
+    match op() {
+        Err(e) if missing(&e) => {}
+        other => return other,
     }
+    let reference = vessel_image::Reference::parse(image)
+        .with_context(|| format!("Invalid image reference {image:?}"))?;
     eprintln!("Unable to find image '{image}' locally");
     let options = vessel_registry::Options {
         progress: std::sync::Arc::new(vessel_registry::render::Bars::stderr()),
@@ -239,15 +249,14 @@ fn pull_if_missing(engine: &Engine, config: &EngineConfig, image: &str) -> Resul
         .with_context(|| format!("cannot open the image store {}", config.root.display()))?;
     vessel_registry::pull(&store, &reference, &options)
         .with_context(|| format!("cannot pull {image}"))?;
-    Ok(())
+    op()
 }
 
 /// `vessel create`.
 pub fn create(config: &EngineConfig, a: &CreateArgs) -> Result<ExitCode> {
     let engine = open(config)?;
     let opts = a.to_options()?;
-    pull_if_missing(&engine, config, &opts.image)?;
-    let record = engine.create(&opts)?;
+    let record = with_pull(config, &opts.image, || Ok(engine.create(&opts)?))?;
     println!("{}", record.id);
     Ok(ExitCode::SUCCESS)
 }
@@ -256,26 +265,26 @@ pub fn create(config: &EngineConfig, a: &CreateArgs) -> Result<ExitCode> {
 pub fn run(config: &EngineConfig, a: &RunArgs) -> Result<ExitCode> {
     let engine = open(config)?;
     let opts = a.create.to_options()?;
-    if a.detach && a.create.rm && a.create.restart.is_some() {
-        bail!("Invalid option --restart: conflicts with --rm");
-    }
-    pull_if_missing(&engine, config, &opts.image)?;
     if a.detach {
-        let (id, _) = engine.run(&opts, Attach::Detached)?;
+        let (id, _) = with_pull(config, &opts.image, || {
+            Ok(engine.run(&opts, Attach::Detached)?)
+        })?;
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    let stdio = Stdio::inherit(a.create.interactive)?;
     let _raw = if a.create.tty && a.create.interactive {
         RawMode::enter(&std::io::stdin())
     } else {
         None
     };
-    let attach = Attach::Attached {
-        stdio,
-        sig_proxy: a.sig_proxy && !a.create.tty,
-    };
-    match engine.run(&opts, attach)? {
+    let outcome = with_pull(config, &opts.image, || {
+        let attach = Attach::Attached {
+            stdio: Stdio::inherit(a.create.interactive)?,
+            sig_proxy: a.sig_proxy && !a.create.tty,
+        };
+        Ok(engine.run(&opts, attach)?)
+    })?;
+    match outcome {
         (_, Outcome::Exited(code)) => Ok(exit(code)),
         (id, Outcome::Running(_)) => {
             println!("{id}");
