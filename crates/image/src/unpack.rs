@@ -11,7 +11,7 @@
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use sha2::{Digest as _, Sha256};
 
-use crate::apply::{apply_layer, ApplyError, ApplyOptions};
+use crate::apply::{apply_layer, decompress_in_background, ApplyError, ApplyOptions};
 use crate::content::{ContentError, ContentStore};
 use crate::digest::{Digest, DigestError};
 use crate::fsutil::unique_name;
@@ -114,7 +114,7 @@ fn unpack_one(
             expected_diff_id: Some(diff_id.clone()),
         };
         let apply = |target: &std::path::Path| {
-            apply_layer(std::io::BufReader::new(file), target, &opts)
+            apply_layer(decompress_in_background(file), target, &opts)
                 .map(|_| ())
                 .map_err(|e| UnpackError::Apply(blob.clone(), e))
         };

@@ -18,6 +18,7 @@ use crate::challenge::{self, Scheme};
 use crate::config::RegistriesConf;
 use crate::error::RegistryError;
 use crate::options::Options;
+use crate::retry::{self, RetryPolicy};
 use crate::status::{status_error, Place};
 use crate::token::{self, Token, TokenRequest};
 
@@ -62,6 +63,7 @@ pub(crate) struct Client {
     agent: ureq::Agent,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
+    retry: RetryPolicy,
 }
 
 /// The host that serves `registry`'s API (Docker Hub's is not docker.io).
@@ -137,6 +139,7 @@ impl Client {
             agent,
             credentials,
             auth: Mutex::new(AuthState::default()),
+            retry: options.retry,
         })
     }
 
@@ -176,10 +179,50 @@ impl Client {
         }
     }
 
+    /// How this client retries.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
     /// Send, answering one authentication challenge; statuses of 400 or
     /// more come back as `Err((status, response))` for the caller to judge.
+    /// An idempotent request that meets a passing failure (429, 5xx, a
+    /// dropped connection) is sent again, as the retry policy says.
     #[allow(clippy::type_complexity)]
     pub fn send_raw(
+        &self,
+        req: &Request<'_>,
+    ) -> Result<Result<ureq::Response, (u16, ureq::Response)>, RegistryError> {
+        let retries = if retry::idempotent(req.method) {
+            self.retry.retries
+        } else {
+            0
+        };
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(req);
+            if attempt >= retries {
+                return outcome;
+            }
+            let wait = match &outcome {
+                Ok(Err((status, resp))) if retry::retryable_status(*status) => {
+                    self.retry.delay(attempt, resp.header("retry-after"))
+                }
+                Err(RegistryError::Transport { source, .. })
+                    if retry::retryable_transport(source) =>
+                {
+                    self.retry.delay(attempt, None)
+                }
+                _ => return outcome,
+            };
+            drop(outcome);
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn send_once(
         &self,
         req: &Request<'_>,
     ) -> Result<Result<ureq::Response, (u16, ureq::Response)>, RegistryError> {

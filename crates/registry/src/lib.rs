@@ -20,6 +20,7 @@ pub mod progress;
 mod pull;
 mod push;
 pub mod render;
+pub mod retry;
 mod sources;
 mod status;
 mod token;
@@ -33,6 +34,7 @@ pub use options::Options;
 pub use progress::{Direction, Outcome, Progress, Silent};
 pub use pull::pull;
 pub use push::push;
+pub use retry::RetryPolicy;
 pub use status::ErrorBody;
 /// The image store this crate works on (so a user needs one dependency).
 pub use vessel_image;

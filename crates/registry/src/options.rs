@@ -7,6 +7,7 @@ use vessel_image::manifest::Platform;
 
 use crate::auth_file::Credentials;
 use crate::progress::{Progress, Silent};
+use crate::retry::RetryPolicy;
 
 /// How to reach registries and what to report.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct Options {
     pub chunk_size: u64,
     /// Where per-blob progress goes.
     pub progress: Arc<dyn Progress>,
+    /// How failed requests are retried (429, 5xx, dropped connections).
+    pub retry: RetryPolicy,
 }
 
 impl Default for Options {
@@ -42,6 +45,7 @@ impl Default for Options {
             jobs: 3,
             chunk_size: 16 << 20,
             progress: Arc::new(Silent),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -56,6 +60,7 @@ impl std::fmt::Debug for Options {
             .field("credentials", &self.credentials)
             .field("jobs", &self.jobs)
             .field("chunk_size", &self.chunk_size)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }

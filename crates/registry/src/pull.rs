@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use vessel_image::content::ContentError;
+use vessel_image::content::{ContentError, Writer as ContentWriter};
 use vessel_image::manifest::{self, ManifestError};
 use vessel_image::tags::Target;
 use vessel_image::{Digest, ImageStore, Reference};
@@ -181,8 +181,11 @@ fn put(store: &ImageStore, digest: &Digest, data: &[u8]) -> Result<(), RegistryE
 
 /// Stream one layer into the store. The writer hashes as it goes and its
 /// commit checks size and digest; more bytes than the descriptor says stop
-/// the download at once. Any failure drops the writer, which removes its
-/// temporary file: nothing becomes visible.
+/// the download at once. A connection that breaks midway is picked up where
+/// it broke with a `Range` request (a registry that answers the whole blob
+/// instead starts the writer over), as often as the retry policy allows.
+/// Any failure drops the writer, which removes its temporary file: nothing
+/// becomes visible.
 #[allow(clippy::too_many_arguments)]
 fn download(
     client: &Client,
@@ -200,57 +203,55 @@ fn download(
         return Ok(());
     }
     let place = client.place(repo, format!("blob {digest}"));
-    let resp = client.send(&Request {
-        method: "GET",
-        url: client.url(&format!("v2/{repo}/blobs/{digest}"))?,
-        scopes,
-        headers: vec![],
-        body: Body::Empty,
-        place: place.clone(),
-    })?;
-    let too_long = || RegistryError::BlobTooLong {
-        digest: digest.clone(),
-        expected: size,
-    };
-    if let Some(len) = resp
-        .header("content-length")
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > size {
-            return Err(too_long());
-        }
-    }
+    let policy = client.retry_policy();
     let mut writer = store.content().writer().map_err(RegistryError::Content)?;
-    let mut reader = resp.into_reader();
-    let mut buf = vec![0u8; 128 << 10];
+    let mut resumes = 0;
     loop {
-        if cancelled.load(Ordering::Relaxed) {
-            return Err(RegistryError::Cancelled);
+        let offset = writer.written();
+        let mut headers = vec![];
+        if offset > 0 {
+            headers.push(("Range", format!("bytes={offset}-")));
         }
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
+        let resp = client.send(&Request {
+            method: "GET",
+            url: client.url(&format!("v2/{repo}/blobs/{digest}"))?,
+            scopes,
+            headers,
+            body: Body::Empty,
+            place: place.clone(),
+        })?;
+        if offset > 0 && !resumes_at(&resp, offset) {
+            if resp.status() != 200 {
+                let got = resp.header("content-range").unwrap_or("none").to_string();
+                return Err(RegistryError::Transfer {
+                    registry: place.registry,
+                    what: format!("{} of {repo}", place.what),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("asked for bytes {offset}- and got Content-Range {got:?}"),
+                    ),
+                });
+            }
+            // The whole blob again (no Range support): start over.
+            writer = store.content().writer().map_err(RegistryError::Content)?;
+        }
+        match receive(resp, &mut writer, size, digest, progress, cancelled) {
+            Ok(()) => break,
+            Err(Received::Broken(_))
+                if resumes < policy.retries && !cancelled.load(Ordering::Relaxed) =>
+            {
+                std::thread::sleep(policy.delay(resumes, None));
+                resumes += 1;
+            }
+            Err(Received::Broken(source)) => {
                 return Err(RegistryError::Transfer {
                     registry: place.registry,
                     what: format!("{} of {repo}", place.what),
                     source,
                 })
             }
-        };
-        if writer.written() + n as u64 > size {
-            return Err(too_long());
+            Err(Received::Failed(e)) => return Err(*e),
         }
-        let path = writer.temp_path().to_path_buf();
-        writer.write_all(&buf[..n]).map_err(|source| {
-            RegistryError::Content(ContentError::Io {
-                op: "write",
-                path,
-                source,
-            })
-        })?;
-        progress.advance(digest, writer.written());
     }
     writer
         .commit(Some(size), Some(digest))
@@ -264,5 +265,84 @@ fn download(
             other => RegistryError::Content(other),
         })?;
     progress.end(digest, Outcome::Done);
+    Ok(())
+}
+
+/// Whether a response to `Range: bytes=OFFSET-` is the rest of the blob:
+/// 206 with a `Content-Range` that starts at `offset`.
+fn resumes_at(resp: &ureq::Response, offset: u64) -> bool {
+    resp.status() == 206
+        && resp
+            .header("content-range")
+            .and_then(|v| v.trim().strip_prefix("bytes "))
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(first, _)| first.trim().parse::<u64>().ok())
+            == Some(offset)
+}
+
+/// Why a body did not arrive whole.
+enum Received {
+    /// The connection broke: worth resuming.
+    Broken(std::io::Error),
+    /// Anything else (too long, a write failure, cancelled): final.
+    Failed(Box<RegistryError>),
+}
+
+/// Append a response body to `writer`, which already holds the bytes before
+/// the body's first one.
+fn receive(
+    resp: ureq::Response,
+    writer: &mut ContentWriter,
+    size: u64,
+    digest: &Digest,
+    progress: &dyn Progress,
+    cancelled: &AtomicBool,
+) -> Result<(), Received> {
+    let too_long = || {
+        Received::Failed(Box::new(RegistryError::BlobTooLong {
+            digest: digest.clone(),
+            expected: size,
+        }))
+    };
+    if let Some(len) = resp
+        .header("content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if writer.written().saturating_add(len) > size {
+            return Err(too_long());
+        }
+    }
+    let mut reader = resp.into_reader();
+    let mut buf = vec![0u8; 128 << 10];
+    loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(Received::Failed(Box::new(RegistryError::Cancelled)));
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Received::Broken(e)),
+        };
+        if writer.written() + n as u64 > size {
+            return Err(too_long());
+        }
+        let path = writer.temp_path().to_path_buf();
+        writer.write_all(&buf[..n]).map_err(|source| {
+            Received::Failed(Box::new(RegistryError::Content(ContentError::Io {
+                op: "write",
+                path,
+                source,
+            })))
+        })?;
+        progress.advance(digest, writer.written());
+    }
+    if writer.written() < size {
+        // A body without Content-Length that ended early.
+        return Err(Received::Broken(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the body ended after {} of {size} bytes", writer.written()),
+        )));
+    }
     Ok(())
 }

@@ -14,22 +14,26 @@ use std::time::Duration;
 use common::image::{TestImage, OCI_MANIFEST};
 use common::server::{respond, write_head, Req, Server};
 use vessel_image::{ImageStore, Reference};
-use vessel_registry::{pull, Credentials, Options, RegistryError};
+use vessel_registry::{pull, Credentials, Options, RegistryError, RetryPolicy};
 
 const FULL: u8 = 0;
 const DROP: u8 = 1;
 const STALL: u8 = 2;
+/// The first request drops halfway; a `Range` request gets the rest (206).
+const RESUME: u8 = 3;
 
 /// A registry serving `img` as `img:latest`; the busybox layer is cut
 /// halfway (closed or stalled) per `mode`. Blob requests are redirected to
 /// `/storage/` when `redirect` is set; `/storage/` records Authorization
-/// headers it sees into `leaked`.
+/// headers it sees into `leaked` (and, in RESUME mode, the blob's `Range`
+/// headers go there too).
 fn fake_registry(
     img: TestImage,
     mode: Arc<AtomicU8>,
     redirect: bool,
     leaked: Arc<Mutex<Vec<String>>>,
 ) -> Server {
+    let ranges = leaked.clone();
     let big = img.layers[0].digest.clone();
     Server::start(Arc::new(move |req: &Req, s: &mut TcpStream| {
         let path = req.path.as_str();
@@ -70,6 +74,22 @@ fn fake_registry(
         if blob.digest != big || m == FULL {
             return respond(s, 200, &[], &blob.data);
         }
+        if m == RESUME {
+            if let Some(range) = req.header("range") {
+                ranges.lock().unwrap().push(range.to_string());
+                let from: usize = range
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.strip_suffix('-'))
+                    .and_then(|r| r.parse().ok())
+                    .unwrap();
+                let total = blob.data.len();
+                let h = [(
+                    "Content-Range",
+                    format!("bytes {from}-{}/{total}", total - 1),
+                )];
+                return respond(s, 206, &h, &blob.data[from..]);
+            }
+        }
         let _ = write_head(s, 200, &[], blob.size());
         let _ = s.write_all(&blob.data[..blob.data.len() / 2]);
         let _ = s.flush();
@@ -92,7 +112,9 @@ fn dropped_connection_mid_blob_leaves_nothing() {
     let server = fake_registry(img.clone(), mode.clone(), false, Default::default());
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(dir.path()).unwrap();
-    let e = pull(&store, &reference(&server), &Options::default()).unwrap_err();
+    // The server drops every attempt (it ignores Range): the retries run
+    // out and the pull fails.
+    let e = pull(&store, &reference(&server), &fast_retries()).unwrap_err();
     assert!(
         matches!(
             e,
@@ -110,6 +132,40 @@ fn dropped_connection_mid_blob_leaves_nothing() {
     let d = pull(&store, &reference(&server), &Options::default()).unwrap();
     assert_eq!(d, img.manifest.digest);
     assert!(store.content().exists(&img.layers[0].digest));
+}
+
+fn fast_retries() -> Options {
+    Options {
+        retry: RetryPolicy {
+            retries: 3,
+            base_delay: Duration::from_millis(10),
+        },
+        ..Options::default()
+    }
+}
+
+#[test]
+fn dropped_connection_resumes_with_a_range_request() {
+    let img = TestImage::busybox("amd64");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let server = fake_registry(
+        img.clone(),
+        Arc::new(AtomicU8::new(RESUME)),
+        false,
+        seen.clone(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let d = pull(&store, &reference(&server), &fast_retries()).unwrap();
+    assert_eq!(d, img.manifest.digest);
+    let half = img.layers[0].data.len() / 2;
+    assert_eq!(*seen.lock().unwrap(), vec![format!("bytes={half}-")]);
+    let data = store
+        .content()
+        .read_blob(&img.layers[0].digest, 64 << 20)
+        .unwrap();
+    assert_eq!(data, img.layers[0].data);
+    assert!(common::ingests(dir.path()).is_empty());
 }
 
 /// Runs only as the child process of `killed_pull_*`: pulls and hangs.

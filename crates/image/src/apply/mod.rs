@@ -9,6 +9,7 @@
 //! relative to the target. Whiteouts (`.wh.NAME`, `.wh..wh..opq`) remove
 //! what lower layers put in the target.
 
+mod background;
 mod entry;
 mod path;
 mod sys;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+pub use background::{decompress_in_background, BackgroundReader};
 pub use path::PathError;
 
 /// Prefix of whiteout file names.

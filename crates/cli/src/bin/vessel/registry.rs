@@ -7,13 +7,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use vessel_registry::render::Bars;
 use vessel_registry::vessel_image::manifest::Platform;
 use vessel_registry::vessel_image::{ImageStore, Reference};
-use vessel_registry::{Options, Progress, Silent};
+use vessel_registry::{Options, Progress, RetryPolicy, Silent};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -86,6 +87,14 @@ struct Common {
     /// No progress output.
     #[arg(short, long)]
     quiet: bool,
+    /// Times to retry a request that meets a passing failure (429, 5xx,
+    /// a dropped connection; downloads resume where they broke).
+    #[arg(long, value_name = "N", default_value_t = RetryPolicy::default().retries)]
+    retry: u32,
+    /// The first wait before a retry (e.g. 500ms, 2s); it doubles after each
+    /// one, and a registry's Retry-After takes precedence (at most 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    retry_delay: Option<Duration>,
 }
 
 impl Common {
@@ -99,8 +108,31 @@ impl Common {
             tls_verify: self.tls_verify,
             auth_file: self.authfile.clone(),
             progress,
+            retry: RetryPolicy {
+                retries: self.retry,
+                base_delay: self
+                    .retry_delay
+                    .unwrap_or(RetryPolicy::default().base_delay),
+            },
             ..Options::default()
         }
+    }
+}
+
+/// `500ms`, `2s`, `1m`, or a number of seconds.
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 500ms or 2s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!(
+            "{s:?} is not a duration such as 500ms or 2s (units: ms, s, m)"
+        )),
     }
 }
 
