@@ -18,6 +18,7 @@ use crate::copy::{self, CopySpec};
 use crate::dockerignore::{clean, Ignore};
 use crate::error::BuildError;
 use crate::parse::{self, Args, Instruction, Keyword};
+use crate::stages;
 use crate::state::State;
 use crate::subst;
 use crate::workspace::Mounted;
@@ -92,7 +93,8 @@ struct Ctx<'a> {
     cache: Cache,
     lease: Lease,
     meta_args: BTreeMap<String, String>,
-    done: Vec<StageDone>,
+    /// Stages built so far; `None` for one the target does not need.
+    done: Vec<Option<StageDone>>,
     step: usize,
     steps: usize,
     built: Built,
@@ -154,7 +156,6 @@ pub fn build(engine: &Engine, opts: &BuildOptions, out: &mut Output) -> Result<B
             .position(|s| stage_name(&s[0]).is_some_and(|n| n.eq_ignore_ascii_case(t)))
             .ok_or_else(|| BuildError::NoTarget(t.clone()))?,
     };
-    let steps = meta.len() + stages[..=target].iter().map(Vec::len).sum::<usize>();
     let store = engine.images();
     let mut ctx = Ctx {
         engine,
@@ -169,7 +170,7 @@ pub fn build(engine: &Engine, opts: &BuildOptions, out: &mut Output) -> Result<B
         meta_args: BTreeMap::new(),
         done: Vec::new(),
         step: 0,
-        steps,
+        steps: 0,
         built: Built {
             id: Digest::of(b""),
             target: Target {
@@ -185,11 +186,33 @@ pub fn build(engine: &Engine, opts: &BuildOptions, out: &mut Output) -> Result<B
         ctx.announce(i);
         ctx.meta_arg(i).map_err(|e| step_err(&ctx.file, i, e))?;
     }
-    for stage in &stages[..=target] {
+    let names: Vec<Option<String>> = stages.iter().map(|s| stage_name(&s[0])).collect();
+    let needed = stages::needed(&stages, &names, target, |i| {
+        let env = |n: &str| ctx.meta_args.get(n).cloned();
+        let words = subst::words(&shell_text(&stages[i][0]), ctx.escape, &env).ok()?;
+        words.into_iter().next()
+    });
+    ctx.steps = meta.len()
+        + stages[..=target]
+            .iter()
+            .zip(&needed)
+            .filter(|(_, n)| **n)
+            .map(|(s, _)| s.len())
+            .sum::<usize>();
+    for (stage, needed) in stages[..=target].iter().zip(needed) {
+        if !needed {
+            // Keeps the indexes of later stages; nothing refers to it.
+            ctx.done.push(None);
+            continue;
+        }
         let done = ctx.stage(stage)?;
-        ctx.done.push(done);
+        ctx.done.push(Some(done));
     }
-    let last = ctx.done.pop().expect("at least one stage");
+    let last = ctx
+        .done
+        .pop()
+        .flatten()
+        .expect("the target stage is always built");
     let target = last.state.write(store, &mut ctx.lease)?;
     store
         .tags()
@@ -351,9 +374,9 @@ impl Ctx<'_> {
 
     fn stage_ref(&self, what: &str) -> Option<&StageDone> {
         if let Ok(n) = what.parse::<usize>() {
-            return self.done.get(n);
+            return self.done.get(n).and_then(Option::as_ref);
         }
-        self.done.iter().find(|d| {
+        self.done.iter().flatten().find(|d| {
             d.name
                 .as_deref()
                 .is_some_and(|n| n.eq_ignore_ascii_case(what))

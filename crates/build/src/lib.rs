@@ -12,6 +12,7 @@ pub mod error;
 pub mod parse;
 pub mod pattern;
 pub mod run;
+pub mod stages;
 pub mod state;
 pub mod subst;
 pub mod workspace;

@@ -181,3 +181,37 @@ fn syntax_errors_and_escapes_are_refused_clearly() {
         assert!(msg.contains(want), "{text:?}: {msg}");
     }
 }
+
+#[test]
+fn stages_the_target_does_not_use_are_not_built() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine(tmp.path());
+    let ctx = context(
+        tmp.path(),
+        &[(
+            "Containerfile",
+            "FROM localhost/busybox AS base\nRUN echo base > /base\n\
+             FROM base AS broken-tests\nRUN echo tests ran; exit 7\n\
+             FROM localhost/busybox AS tools\nRUN echo tool > /tool\n\
+             FROM base\nCOPY --from=tools /tool /tool\nCMD [\"cat\", \"/base\", \"/tool\"]\n",
+        )],
+    );
+    // The failing stage is skipped: the build succeeds with two RUNs.
+    let built = build(&engine, &options(&ctx, "localhost/skips"), tmp.path()).unwrap();
+    assert_eq!(built.runs, 2);
+    let run_out = std::fs::read_to_string(tmp.path().join("run-output")).unwrap();
+    assert!(!run_out.contains("tests ran"), "{run_out}");
+    let (out, code) = run_image(&engine, "localhost/skips", tmp.path());
+    assert_eq!((out.as_str(), code), ("base\ntool\n", 0));
+
+    // Targeting the broken stage builds it (and fails on its RUN).
+    let mut opts = options(&ctx, "localhost/skips-tests");
+    opts.target = Some("broken-tests".into());
+    let e = build(&engine, &opts, tmp.path()).unwrap_err();
+    assert!(
+        chain(&e).contains("returned a non-zero code: 7"),
+        "{}",
+        chain(&e)
+    );
+}
