@@ -11,12 +11,14 @@ use vessel_runtime::{Container, DeleteOptions, RuntimeError, StateStore};
 use crate::error::{EngineError, Result};
 use crate::monitor;
 pub use crate::monitor::{Attach, Outcome, Stdio};
+use crate::mounts;
 use crate::names;
 use crate::options::{self, CreateOptions};
 use crate::record::{ContainerRecord, ContainerState};
 use crate::rootfs;
 use crate::spec::{self, user::UserDb};
 use crate::store::{self, ContainerStore};
+use crate::volumes::VolumeStore;
 
 /// Where the engine keeps its state.
 #[derive(Debug, Clone)]
@@ -43,6 +45,7 @@ pub struct Engine {
     config: EngineConfig,
     images: ImageStore,
     containers: ContainerStore,
+    volumes: VolumeStore,
 }
 
 /// How many generated names are tried before giving up.
@@ -58,10 +61,12 @@ impl Engine {
             source: Box::new(source),
         })?;
         let containers = ContainerStore::open(config.root.join("containers"))?;
+        let volumes = VolumeStore::open(config.root.join("volumes"))?;
         Ok(Engine {
             config,
             images,
             containers,
+            volumes,
         })
     }
 
@@ -73,6 +78,11 @@ impl Engine {
     /// The container store.
     pub fn containers(&self) -> &ContainerStore {
         &self.containers
+    }
+
+    /// The volume store (`<root>/volumes`).
+    pub fn volumes(&self) -> &VolumeStore {
+        &self.volumes
     }
 
     /// The runtime's state directory.
@@ -99,7 +109,8 @@ impl Engine {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let config = options::merge(image.config.config().as_ref(), opts, &id, &host)?;
+        let mut config = options::merge(image.config.config().as_ref(), opts, &id, &host)?;
+        mounts::plan(self, image.config.config().as_ref(), opts, &mut config)?;
         let top = self.images.unpack(&image).map_err(image_err)?;
 
         let mut record = ContainerRecord {
@@ -111,7 +122,10 @@ impl Engine {
             config,
             state: ContainerState::created(),
         };
-        self.add_with_name(&mut record, opts.name.as_deref())?;
+        let new_volumes =
+            mounts::reserve_volumes(&self.volumes, &record.config.mounts.clone(), || {
+                self.add_with_name(&mut record, opts.name.as_deref())
+            })?;
         let rootfs = self.containers.rootfs(&id);
         let made = rootfs::prepare(&self.images, &id, top.as_deref(), &rootfs).and_then(|()| {
             let user = UserDb::read(&rootfs)?.resolve(&record.config.user)?;
@@ -124,12 +138,15 @@ impl Engine {
             for t in &record.config.tmpfs {
                 rootfs::ensure_dir(&rootfs, &t.destination)?;
             }
-            let spec = spec::generate(&id, &record.config, &user, init.as_deref())?;
+            mounts::prepare(&self.volumes, &rootfs, &record.config.mounts)?;
+            let mut spec = spec::generate(&id, &record.config, &user, init.as_deref())?;
+            mounts::add_to_spec(&mut spec, &self.volumes, &record.config.mounts)?;
             store::write_json(&self.containers.dir(&id).join("config.json"), &spec)
         });
         if let Err(e) = made {
             let _ = rootfs::remove(&self.images, &id, &rootfs);
             let _ = self.containers.remove(&id);
+            mounts::release_volumes(self, &new_volumes);
             return Err(e);
         }
         Ok(record)
@@ -218,6 +235,12 @@ impl Engine {
     /// layer, runtime state, cgroup, metadata and name. A running container
     /// needs `force` (it is killed).
     pub fn remove(&self, container: &str, force: bool) -> Result<()> {
+        self.remove_with_volumes(container, force, false)
+    }
+
+    /// `vessel rm [-f] [-v]`: [`Engine::remove`], and with `volumes` the
+    /// container's anonymous volumes that no other container uses.
+    pub fn remove_with_volumes(&self, container: &str, force: bool, volumes: bool) -> Result<()> {
         let id = self.containers.resolve(container)?;
         let record = self.reconcile(self.containers.load(&id)?)?;
         if record.state.status.is_active() {
@@ -230,12 +253,22 @@ impl Engine {
             }
             self.kill_now(&id)?;
         }
-        self.remove_exited(&id)
+        self.remove_exited_with(&id, volumes)
     }
 
     /// Remove a container that no monitor runs (or that its own monitor,
     /// done with it, removes for `--rm`).
     pub(crate) fn remove_exited(&self, id: &str) -> Result<()> {
+        self.remove_exited_with(id, false)
+    }
+
+    /// [`Engine::remove_exited`]; anonymous volumes go too with `volumes`
+    /// or when the container was made with `--rm` (docker's behaviour).
+    fn remove_exited_with(&self, id: &str, volumes: bool) -> Result<()> {
+        let mounts = self.containers.load(id).map(|r| {
+            let anonymous = volumes || r.config.auto_remove;
+            (anonymous, r.config.mounts)
+        });
         let id = id.to_owned();
         let rt_err = |source| EngineError::Runtime {
             id: id.clone(),
@@ -248,6 +281,10 @@ impl Engine {
             Err(e) => return Err(rt_err(e)),
         }
         rootfs::remove(&self.images, &id, &self.containers.rootfs(&id))?;
-        self.containers.remove(&id)
+        self.containers.remove(&id)?;
+        match mounts {
+            Ok((true, mounts)) => self.remove_anonymous_volumes(&mounts),
+            _ => Ok(()),
+        }
     }
 }

@@ -150,6 +150,12 @@ pub enum EngineError {
         /// The error chain, outermost first.
         chain: Vec<String>,
     },
+    /// A volume operation failed (not found, in use, bad name, copy-up).
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    /// `vessel cp` failed.
+    #[error("Copy")]
+    Copy(#[from] crate::copy::CopyError),
     /// A system call of the engine itself failed.
     #[error("{call} failed")]
     Sys {

@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -18,6 +19,7 @@ pub mod flags;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 pub mod names;
 pub mod options;
 pub mod record;
@@ -25,6 +27,7 @@ pub mod rootfs;
 pub mod spec;
 pub mod store;
 pub mod tty;
+pub mod volumes;
 
 pub use engine::{Attach, Engine, EngineConfig, Outcome, Stdio};
 pub use error::{EngineError, Result};

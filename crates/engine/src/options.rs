@@ -58,6 +58,12 @@ pub struct CreateOptions {
     pub cpu_shares: Option<u64>,
     /// `--tmpfs` values as given.
     pub tmpfs: Vec<String>,
+    /// `-v`/`--volume` values as given.
+    pub volumes: Vec<String>,
+    /// `--mount` values as given.
+    pub mounts: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro|rw]` values as given.
+    pub volumes_from: Vec<String>,
     /// `--ulimit` values as given.
     pub ulimits: Vec<String>,
     /// `--security-opt` values as given.
@@ -206,6 +212,7 @@ pub fn merge(
         restart,
         cpu_shares: opts.cpu_shares.filter(|&s| s != 0),
         tmpfs,
+        mounts: Vec::new(), // mounts::plan resolves them, with the stores
         ulimits,
         no_new_privileges: security.no_new_privileges,
         seccomp: security.seccomp,

@@ -91,6 +91,10 @@ pub struct ContainerConfig {
     /// `--tmpfs PATH[:OPTIONS]`: tmpfs mounts, path and mount options.
     #[serde(default)]
     pub tmpfs: Vec<TmpfsMount>,
+    /// Bind mounts and volumes (`-v`, `--mount`, `--volumes-from`, the
+    /// image's VOLUME list), resolved at creation.
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
     /// `--ulimit NAME=SOFT[:HARD]`.
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,

@@ -218,7 +218,7 @@ impl ContainerStore {
 }
 
 /// An exclusive flock on `path` (created if needed), held until dropped.
-fn lock(path: &Path) -> Result<Flock<File>> {
+pub(crate) fn lock(path: &Path) -> Result<Flock<File>> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -246,7 +246,7 @@ fn lock(path: &Path) -> Result<Flock<File>> {
     }
 }
 
-fn unique() -> String {
+pub(crate) fn unique() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     format!(
         "{}-{}",

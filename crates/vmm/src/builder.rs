@@ -16,6 +16,7 @@ use crate::config::VmConfig;
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::legacy::serial::{SerialError, StdinForwarder};
 use crate::devices::legacy::{cmos, i8042, serial, Cmos, SerialDevice, I8042};
+use crate::devices::virtio::{self, mmio::MMIO_LEN, AttachError, VirtioDevices};
 use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
 use crate::running::RunningVm;
@@ -64,6 +65,9 @@ pub enum VmmError {
     /// A thread's seccomp filter.
     #[error("Cannot confine the VMM")]
     Seccomp(#[source] SeccompError),
+    /// A virtio device.
+    #[error("Cannot set up the virtio devices")]
+    Virtio(#[source] AttachError),
 }
 
 /// Errors of device setup.
@@ -105,6 +109,7 @@ pub(crate) struct Devices {
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
     pub(crate) i8042: Arc<Mutex<I8042>>,
+    pub(crate) virtio: VirtioDevices,
     _stdin: Option<StdinForwarder>,
 }
 
@@ -167,8 +172,21 @@ fn setup_devices(config: &VmConfig, vm: &Vm, notify: Notify) -> Result<Devices, 
         pio: Arc::new(pio),
         mmio: Arc::new(Bus::new()),
         i8042,
+        virtio: VirtioDevices::default(),
         _stdin: stdin,
     })
+}
+
+/// Puts the virtio devices on a fresh MMIO bus (before any vCPU runs).
+fn add_virtio(devices: &mut Devices, virtio: VirtioDevices) -> Result<(), VmmError> {
+    let mut mmio = Bus::new();
+    for d in &virtio.devices {
+        mmio.insert(d.transport.clone(), d.base, MMIO_LEN)
+            .map_err(|e| device_err("virtio-mmio bus")(e.into()))?;
+    }
+    devices.mmio = Arc::new(mmio);
+    devices.virtio = virtio;
+    Ok(())
 }
 
 /// Loads kernel, initrd and command line and writes the boot information;
@@ -242,9 +260,13 @@ pub fn start_vm(config: &VmConfig, notify: Notify) -> Result<RunningVm, VmmError
     }
     vm.setup_irqchip().map_err(VmmError::Vm)?;
     vcpu::install_kick_handler().map_err(|e| VmmError::ConfigureVcpu(0, e))?;
-    let boot = load_boot(config, &vm)?;
+    let virtio = virtio::attach(&config.devices, &vm, config.seccomp).map_err(VmmError::Virtio)?;
+    let mut with_devices = config.clone();
+    with_devices.cmdline.push_str(&virtio.cmdline);
+    let boot = load_boot(&with_devices, &vm)?;
 
-    let devices = setup_devices(config, &vm, notify.clone())?;
+    let mut devices = setup_devices(config, &vm, notify.clone())?;
+    add_virtio(&mut devices, virtio)?;
 
     let cpuid = vm.supported_cpuid().map_err(VmmError::Vm)?;
     let mut vcpus = Vec::with_capacity(usize::from(config.vcpus));

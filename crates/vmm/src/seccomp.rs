@@ -8,8 +8,9 @@
 //! The lists are what each thread was measured to need (strace of the test
 //! guests, the API tests and a Linux boot), plus what Rust's runtime needs
 //! to allocate, park and exit. ioctl is limited by request number: a vCPU
-//! thread may only `KVM_RUN` (and read registers for an error report); the
-//! VMM thread and API thread make no ioctl at all.
+//! thread may only `KVM_RUN` (and read registers for an error report, and
+//! its whole state for a snapshot); the VMM thread may only read the VM's
+//! irqchips, PIT and clock (snapshots); the API thread makes no ioctl.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -44,6 +45,9 @@ pub enum ThreadKind {
     Api,
     /// A vCPU thread.
     Vcpu,
+    /// A virtio device thread: its event loop and its image, tap or
+    /// socket I/O.
+    Device,
 }
 
 impl ThreadKind {
@@ -52,6 +56,7 @@ impl ThreadKind {
             ThreadKind::Vmm => "VMM",
             ThreadKind::Api => "API",
             ThreadKind::Vcpu => "vCPU",
+            ThreadKind::Device => "virtio device",
         }
     }
 }
@@ -63,10 +68,43 @@ const fn io(nr: u64) -> u64 {
 const fn ior(nr: u64, size: usize) -> u64 {
     (2 << 30) | ((size as u64) << 16) | (KVMIO << 8) | nr
 }
+const fn iow(nr: u64, size: usize) -> u64 {
+    (1 << 30) | ((size as u64) << 16) | (KVMIO << 8) | nr
+}
+/// `KVM_IRQ_LINE` (a device's interrupt where KVM has no irqfd).
+const KVM_IRQ_LINE: u64 = iow(0x61, std::mem::size_of::<kvm_bindings::kvm_irq_level>());
+const fn iowr(nr: u64, size: usize) -> u64 {
+    (3 << 30) | ((size as u64) << 16) | (KVMIO << 8) | nr
+}
+use std::mem::size_of;
 /// `KVM_RUN`.
 const KVM_RUN: u64 = io(0x80);
-/// `KVM_GET_REGS` (the guest `rip` in an error report).
-const KVM_GET_REGS: u64 = ior(0x81, std::mem::size_of::<kvm_bindings::kvm_regs>());
+/// `KVM_GET_REGS` (the guest `rip` in an error report, and snapshots).
+const KVM_GET_REGS: u64 = ior(0x81, size_of::<kvm_bindings::kvm_regs>());
+
+/// What a parked vCPU thread reads of its vCPU for a snapshot
+/// (crate::snapshot::vcpu::save).
+const VCPU_SNAPSHOT_IOCTLS: &[u64] = &[
+    ior(0x83, size_of::<kvm_bindings::kvm_sregs>()), // KVM_GET_SREGS
+    iowr(0x88, size_of::<kvm_bindings::kvm_msrs>()), // KVM_GET_MSRS
+    ior(0x8c, size_of::<kvm_bindings::kvm_fpu>()),   // KVM_GET_FPU
+    ior(0x8e, size_of::<kvm_bindings::kvm_lapic_state>()), // KVM_GET_LAPIC
+    iowr(0x91, size_of::<kvm_bindings::kvm_cpuid2>()), // KVM_GET_CPUID2
+    ior(0x98, size_of::<kvm_bindings::kvm_mp_state>()), // KVM_GET_MP_STATE
+    ior(0x9f, size_of::<kvm_bindings::kvm_vcpu_events>()), // KVM_GET_VCPU_EVENTS
+    ior(0xa1, size_of::<kvm_bindings::kvm_debugregs>()), // KVM_GET_DEBUGREGS
+    io(0xa3),                                        // KVM_GET_TSC_KHZ
+    ior(0xa4, size_of::<kvm_bindings::kvm_xsave>()), // KVM_GET_XSAVE
+    ior(0xa6, size_of::<kvm_bindings::kvm_xcrs>()),  // KVM_GET_XCRS
+];
+
+/// What the VMM thread reads of the VM for a snapshot
+/// (crate::snapshot::vm::save).
+const VM_SNAPSHOT_IOCTLS: &[u64] = &[
+    iowr(0x62, size_of::<kvm_bindings::kvm_irqchip>()), // KVM_GET_IRQCHIP
+    ior(0x7c, size_of::<kvm_bindings::kvm_clock_data>()), // KVM_GET_CLOCK
+    ior(0x9f, size_of::<kvm_bindings::kvm_pit_state2>()), // KVM_GET_PIT2
+];
 
 /// What every Rust thread needs: memory, locks and channels, signals
 /// (the kick and SIGSYS handlers return through rt_sigreturn), time, exit.
@@ -112,6 +150,16 @@ const VMM: &[i64] = &[
     libc::SYS_statx,
     libc::SYS_unlink,
     libc::SYS_lseek,
+    // PUT /snapshot/create: temporary files written, synced and renamed.
+    libc::SYS_openat,
+    libc::SYS_ftruncate,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_unlinkat,
+    libc::SYS_newfstatat,
 ];
 
 /// The API thread: accept, poll, read and write connections.
@@ -130,6 +178,37 @@ const API: &[i64] = &[
 /// eventfd writes of the devices they run.
 const VCPU: &[i64] = &[libc::SYS_fstat, libc::SYS_lseek];
 
+/// Virtio device threads: the event loop, disk image I/O (positioned
+/// reads and writes, syncs, hole punching), entropy, the vsock Unix
+/// sockets (guest connections open new ones), the tap, rate-limiter
+/// timers, the balloon's madvise (in the common list).
+const DEVICE: &[i64] = &[
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_ctl,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_preadv,
+    libc::SYS_pwritev,
+    libc::SYS_readv,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_fallocate,
+    libc::SYS_fstat,
+    libc::SYS_lseek,
+    libc::SYS_socket,
+    libc::SYS_connect,
+    libc::SYS_accept4,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmsg,
+    libc::SYS_shutdown,
+    libc::SYS_getsockopt,
+    libc::SYS_timerfd_settime,
+    libc::SYS_timerfd_gettime,
+];
+
 /// Builds the BPF program for `kind`.
 pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
     let err = |e| SeccompError::Build(kind.name(), e);
@@ -138,13 +217,25 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
         ThreadKind::Vmm => VMM,
         ThreadKind::Api => API,
         ThreadKind::Vcpu => VCPU,
+        ThreadKind::Device => DEVICE,
     };
     for &nr in COMMON.iter().chain(extra) {
         rules.insert(nr, Vec::new());
     }
-    if kind == ThreadKind::Vcpu {
-        let ioctl = [KVM_RUN, KVM_GET_REGS]
-            .into_iter()
+    let ioctls: Vec<u64> = match kind {
+        ThreadKind::Vcpu => [KVM_RUN, KVM_GET_REGS]
+            .iter()
+            .chain(VCPU_SNAPSHOT_IOCTLS)
+            .copied()
+            .collect(),
+        ThreadKind::Device => vec![KVM_IRQ_LINE],
+        ThreadKind::Vmm => VM_SNAPSHOT_IOCTLS.to_vec(),
+        ThreadKind::Api => Vec::new(),
+    };
+    if !ioctls.is_empty() {
+        let ioctl = ioctls
+            .iter()
+            .copied()
             .map(|req| {
                 let cond =
                     SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)?;
@@ -250,7 +341,12 @@ mod tests {
 
     #[test]
     fn every_filter_builds() {
-        for kind in [ThreadKind::Vmm, ThreadKind::Api, ThreadKind::Vcpu] {
+        for kind in [
+            ThreadKind::Vmm,
+            ThreadKind::Api,
+            ThreadKind::Vcpu,
+            ThreadKind::Device,
+        ] {
             assert!(!filter(kind).expect("filter").is_empty());
         }
     }
@@ -259,6 +355,28 @@ mod tests {
     fn kvm_ioctl_numbers() {
         assert_eq!(KVM_RUN, 0xae80);
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
+        assert_eq!(KVM_IRQ_LINE, 0x4008_ae61);
+        // From <linux/kvm.h> (a C program printing them).
+        let vcpu = [
+            0x8138_ae83, // KVM_GET_SREGS
+            0xc008_ae88, // KVM_GET_MSRS
+            0x81a0_ae8c, // KVM_GET_FPU
+            0x8400_ae8e, // KVM_GET_LAPIC
+            0xc008_ae91, // KVM_GET_CPUID2
+            0x8004_ae98, // KVM_GET_MP_STATE
+            0x8040_ae9f, // KVM_GET_VCPU_EVENTS
+            0x8080_aea1, // KVM_GET_DEBUGREGS
+            0xaea3,      // KVM_GET_TSC_KHZ
+            0x9000_aea4, // KVM_GET_XSAVE
+            0x8188_aea6, // KVM_GET_XCRS
+        ];
+        assert_eq!(VCPU_SNAPSHOT_IOCTLS, vcpu);
+        let vm = [
+            0xc208_ae62, // KVM_GET_IRQCHIP
+            0x8030_ae7c, // KVM_GET_CLOCK
+            0x8070_ae9f, // KVM_GET_PIT2
+        ];
+        assert_eq!(VM_SNAPSHOT_IOCTLS, vm);
     }
 
     #[test]

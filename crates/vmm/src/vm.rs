@@ -210,6 +210,16 @@ impl Vm {
         &self.fd
     }
 
+    /// A second handle of the VM (a dup of its descriptor), for a device
+    /// thread that raises its interrupt line itself (KVM_IRQ_LINE).
+    pub fn clone_fd(&self) -> std::io::Result<VmFd> {
+        use std::os::fd::AsRawFd;
+        let fd = nix::unistd::dup(self.fd.as_raw_fd())?;
+        // SAFETY: `fd` is a fresh duplicate of this VM's descriptor that
+        // nothing else owns; the new VmFd takes ownership and closes it.
+        unsafe { self.kvm.create_vmfd_from_rawfd(fd) }.map_err(std::io::Error::from)
+    }
+
     /// Guest memory.
     pub fn memory(&self) -> &GuestMemoryMmap {
         &self.memory

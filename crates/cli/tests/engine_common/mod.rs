@@ -122,3 +122,68 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+impl Store {
+    /// `vessel volume ls -q`, sorted.
+    pub fn volume_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ok(&["volume", "ls", "-q"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every listed volume is whole (inspectable, its data directory
+    /// exists) and nothing else is in the volume store but hidden
+    /// leftovers and the lock.
+    pub fn assert_volumes_consistent(&self) {
+        let names = self.volume_names();
+        for n in &names {
+            let mp = self.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", n]);
+            assert!(
+                Path::new(mp.trim()).is_dir(),
+                "volume {n}: data dir {mp:?} missing"
+            );
+        }
+        let dir = self.root().join("volumes");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let f = e.file_name().to_string_lossy().into_owned();
+                assert!(
+                    f.starts_with('.') || names.contains(&f),
+                    "{f} is in {} but not listed",
+                    dir.display()
+                );
+            }
+        }
+    }
+
+    /// An image `NAME` made from busybox with `/seed` (owned by 33:33, mode
+    /// 0750, a file and a symlink) declared as a VOLUME.
+    pub fn make_seed_image(&self, name: &str) {
+        self.ok(&[
+            "run",
+            "--name",
+            "seed-base",
+            IMAGE,
+            "sh",
+            "-c",
+            "mkdir /seed && echo seeded >/seed/file && ln -s /etc/passwd /seed/link \
+             && chown -R 33:33 /seed && chmod 750 /seed",
+        ]);
+        let tar = self.dir.path().join("seed.tar");
+        self.ok(&["export", "-o", tar.to_str().unwrap(), "seed-base"]);
+        self.ok(&["rm", "seed-base"]);
+        self.ok(&[
+            "import",
+            "--change",
+            "VOLUME /seed",
+            "--change",
+            r#"CMD ["sh"]"#,
+            tar.to_str().unwrap(),
+            name,
+        ]);
+    }
+}

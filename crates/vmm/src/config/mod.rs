@@ -1,6 +1,7 @@
 //! What a caller asks for and what it gets back, and the
 //! Firecracker-compatible configuration file that describes it ([`file`]).
 
+pub mod devices;
 pub mod file;
 
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ pub struct VmConfig {
     /// Whether the vCPU threads (and the console input thread) run under
     /// their seccomp filters ([`crate::seccomp`]). On by default.
     pub seccomp: bool,
+    /// Virtio devices ([`devices`]): drives, network interfaces, vsock,
+    /// entropy, balloon.
+    pub devices: devices::DevicesConfig,
 }
 
 impl VmConfig {
@@ -59,6 +63,7 @@ impl VmConfig {
             console_input: false,
             cpuid_masks: Vec::new(),
             seccomp: true,
+            devices: devices::DevicesConfig::default(),
         }
     }
 }

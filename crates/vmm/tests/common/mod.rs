@@ -42,6 +42,57 @@ pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
     elf
 }
 
+/// Builds the C guest `tests/guests/NAME.c` (with `virtio_entry.s`, which
+/// boots it by the 64-bit Linux protocol) into an ELF in `dir`.
+pub fn build_c_guest(name: &str, dir: &Path) -> PathBuf {
+    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
+    let entry = dir.join("virtio_entry.o");
+    let obj = dir.join(format!("{name}.o"));
+    let elf = dir.join(name);
+    run(Command::new("as")
+        .arg("--64")
+        .arg("-o")
+        .arg(&entry)
+        .arg(guests.join("virtio_entry.s")));
+    run(Command::new("gcc")
+        .args([
+            "-c",
+            "-ffreestanding",
+            "-nostdlib",
+            "-fno-pic",
+            "-mno-red-zone",
+            "-mgeneral-regs-only",
+            "-O1",
+            "-fno-stack-protector",
+            "-fno-asynchronous-unwind-tables",
+            "-fcf-protection=none",
+            "-fno-builtin",
+            "-Wall",
+            "-Werror",
+            "-o",
+        ])
+        .arg(&obj)
+        .arg(guests.join(format!("{name}.c"))));
+    run(Command::new("ld")
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-nostdlib",
+            "-static",
+            "--build-id=none",
+            "--no-warn-rwx-segments",
+            "-z",
+            "noexecstack",
+            "-T",
+        ])
+        .arg(guests.join("link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&entry)
+        .arg(&obj));
+    elf
+}
+
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("cannot run {cmd:?} ({e}); install binutils (scripts/install-deps.sh)")

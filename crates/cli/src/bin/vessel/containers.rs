@@ -75,7 +75,7 @@ pub struct RmArgs {
     /// Kill and remove a running container.
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Remove anonymous volumes (none exist yet; accepted for docker's habits).
+    /// Remove the container's anonymous volumes too.
     #[arg(short = 'v', long)]
     pub volumes: bool,
     /// Containers.
@@ -376,7 +376,9 @@ pub fn kill(config: &EngineConfig, a: &KillArgs) -> Result<ExitCode> {
 /// `vessel rm`.
 pub fn rm(config: &EngineConfig, a: &RmArgs) -> Result<ExitCode> {
     let engine = open(config)?;
-    each(&a.containers, |c| Ok(engine.remove(c, a.force)?))
+    each(&a.containers, |c| {
+        Ok(engine.remove_with_volumes(c, a.force, a.volumes)?)
+    })
 }
 
 /// `vessel pause`.
@@ -715,7 +717,7 @@ pub fn ps(config: &EngineConfig, a: &PsArgs) -> Result<ExitCode> {
                         if a.no_trunc { cmd } else { ellipsis(&cmd, 22) },
                         since(unix_time(&r.created)),
                         status_text(r),
-                        String::new(),
+                        crate::network::ports_text(&engine, r),
                         r.name.clone(),
                     ]
                 })
@@ -770,6 +772,8 @@ fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
         "Name": format!("/{}", r.name),
         "RestartCount": s.restart_count,
         "LogPath": vessel_engine::logs::path(&engine.containers().dir(&r.id)),
+        "NetworkSettings": crate::network::settings_json(engine, r),
+        "Mounts": crate::volumes::mounts_json(engine, &c.mounts),
         "HostConfig": {
             "Memory": c.limits.memory.unwrap_or(0),
             "MemorySwap": c.limits.memory_swap.unwrap_or(0),
@@ -782,10 +786,7 @@ fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
             "CapDrop": c.cap_drop,
             "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
             "AutoRemove": c.auto_remove,
-            "NetworkMode": match c.network {
-                vessel_engine::NetworkMode::None => "none",
-                vessel_engine::NetworkMode::Host => "host",
-            },
+            "NetworkMode": vessel_engine::network::mode_name(c),
             "Init": c.init,
             "Tmpfs": c.tmpfs.iter().map(|t| (t.destination.clone(), json!(t.options.join(","))))
                 .collect::<serde_json::Map<_, _>>(),

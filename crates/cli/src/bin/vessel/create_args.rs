@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use vessel_engine::{CreateOptions, NetworkMode};
+use vessel_engine::CreateOptions;
 
 /// Flags shared by `create` and `run`.
 #[derive(Debug, Args)]
@@ -52,6 +52,15 @@ pub struct CreateArgs {
     /// Mount a tmpfs (PATH[:OPTIONS]).
     #[arg(long, value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
+    /// Bind mount a host path or mount a volume ([SOURCE:]DEST[:OPTIONS]).
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]DEST[:OPTS]")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=…,target=…,…).
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount the volumes of another container (CONTAINER[:ro|rw]).
+    #[arg(long, value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
     /// Ulimit (NAME=SOFT[:HARD]).
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
@@ -73,9 +82,19 @@ pub struct CreateArgs {
     /// Restart policy (no, on-failure[:N], always, unless-stopped).
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
-    /// Network mode: none or host.
-    #[arg(long, alias = "net", default_value = "none")]
+    /// Network: bridge (the default), none, host, a network's name, or container:NAME|ID.
+    #[arg(long, alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Publish a container's port on the host ([HOST_IP:][HOST_PORT:]PORT[/tcp|udp]).
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOST_PORT:]PORT[/PROTO]"
+    )]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes on random host ports.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Allocate a pseudo-TTY.
     #[arg(short = 't', long)]
     pub tty: bool,
@@ -150,13 +169,7 @@ impl CreateArgs {
                 self.isolation
             );
         }
-        let network = match self.network.as_str() {
-            "none" => NetworkMode::None,
-            "host" => NetworkMode::Host,
-            other => {
-                bail!("Invalid option --network: {other:?} (only none and host are available yet)")
-            }
-        };
+        let (network, networks, network_container) = crate::network::parse_mode(&self.network)?;
         let mut env = Vec::new();
         for f in &self.env_file {
             env.extend(read_env_file(f)?);
@@ -195,12 +208,19 @@ impl CreateArgs {
             cap_drop: self.cap_drop.clone(),
             privileged: self.privileged,
             network,
+            networks,
+            network_container,
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
             tty: self.tty,
             interactive: self.interactive,
             auto_remove: self.rm,
             restart: self.restart.clone(),
             cpu_shares: self.cpu_shares,
             tmpfs: self.tmpfs.clone(),
+            volumes: self.volume.clone(),
+            mounts: self.mount.clone(),
+            volumes_from: self.volumes_from.clone(),
             ulimits: self.ulimit.clone(),
             security_opts: self.security_opt.clone(),
             init: self.init,

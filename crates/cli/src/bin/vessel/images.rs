@@ -896,7 +896,7 @@ fn system_prune(engine: &Engine, a: SystemPruneArgs) -> Result<ExitCode> {
 
 // ---- output helpers ------------------------------------------------------
 
-fn confirm(warning: &str) -> Result<bool> {
+pub(crate) fn confirm(warning: &str) -> Result<bool> {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     io::stdout().flush()?;
     let mut line = String::new();

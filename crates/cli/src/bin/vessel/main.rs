@@ -11,8 +11,10 @@ mod containers;
 mod create_args;
 mod format;
 mod images;
+mod network;
 mod registry;
 mod vm;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -104,6 +106,14 @@ enum Command {
     /// Disk usage and clean-up.
     #[command(subcommand)]
     System(images::SystemCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List a container's published ports.
+    Port(network::PortArgs),
     /// Plain virtual machines.
     #[command(subcommand)]
     Vm(vm::VmCommand),
@@ -152,6 +162,9 @@ fn main() -> ExitCode {
         Command::Login(a) => (registry::login(a), Some(1)),
         Command::Logout(a) => (registry::logout(a), Some(1)),
         Command::System(cmd) => (images::system(c, cmd), Some(1)),
+        Command::Volume(cmd) => (volumes::volume(c, cmd), Some(1)),
+        Command::Network(cmd) => (network::network(c, cmd), Some(1)),
+        Command::Port(a) => (network::port(c, &a), Some(1)),
         Command::Vm(cmd) => (vm::run(cmd), Some(1)),
     };
     match result {
