@@ -225,4 +225,70 @@ fn terminal_without_console_socket_is_an_error() {
         "{err}"
     );
     ctx.assert_nothing_left(ctx.id());
+    // Detached, nobody would hold the pty: the same error (runc's too).
+    let err = ctx.rt_err(&[
+        "run",
+        "-d",
+        "--bundle",
+        ctx.bundle.to_str().unwrap(),
+        ctx.id(),
+    ]);
+    assert!(err.contains("--console-socket"), "{err}");
+    ctx.assert_nothing_left(ctx.id());
+}
+
+#[test]
+fn foreground_run_and_exec_with_a_terminal_relay_it_themselves() {
+    // As runc: no --console-socket, so vessel-runtime holds the pty and
+    // copies it to its own stdout.
+    let mut ctx = Ctx::new(
+        "ownpty",
+        &[
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo hello from a tty; tty; exit 5",
+        ],
+    );
+    ctx.config["process"]["terminal"] = json!(true);
+    let out = ctx.run();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text, "hello from a tty\r\n/dev/pts/0\r\n");
+    ctx.assert_nothing_left(ctx.id());
+    let leftovers: Vec<_> = std::fs::read_dir(ctx.path("state"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !leftovers
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with(".console-")),
+        "{leftovers:?}"
+    );
+
+    // exec -t into a running container (whose own process has no terminal).
+    ctx.config["process"]["terminal"] = json!(false);
+    ctx.args(&["sleep", "30"]);
+    ctx.write_config();
+    ctx.rt_ok(&[
+        "run",
+        "-d",
+        "--bundle",
+        ctx.bundle.to_str().unwrap(),
+        ctx.id(),
+    ]);
+    let out = ctx.rt(&["exec", "-t", ctx.id(), "sh", "-c", "tty; exit 4"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("/dev/pts/"), "{text}");
+    ctx.rt_ok(&["delete", "--force", ctx.id()]);
 }

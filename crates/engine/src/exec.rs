@@ -228,8 +228,9 @@ fn wait_for(pid: Pid) -> Result<i32> {
     }
 }
 
-/// `exec -t`: our terminal (raw) <-> the process's pty until it exits.
-fn relay_terminal(master: OwnedFd, pid: Pid, interactive: bool) -> Result<i32> {
+/// `exec -t`: our terminal (raw) <-> the process's pty until it exits;
+/// the process's exit code. `pid` must be our child (or we its subreaper).
+pub fn relay_terminal(master: OwnedFd, pid: Pid, interactive: bool) -> Result<i32> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     if let Some(size) = tty::window_size(&stdout) {

@@ -8,6 +8,7 @@ mod args;
 mod info;
 mod log;
 mod signal;
+mod terminal;
 mod update;
 mod wait;
 
@@ -70,7 +71,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             }
         }
         Command::List { format, quiet } => list(&store()?, *format, *quiet)?,
-        Command::Exec(a) => return exec(&store()?, a),
+        Command::Exec(a) => return exec(&store()?, &cli.root, a),
         Command::Ps {
             format,
             id,
@@ -114,7 +115,26 @@ fn run_container(cli: &Cli, a: &args::RunArgs) -> anyhow::Result<i32> {
         // pid namespace): become a subreaper so that we can wait for it.
         nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
-    let mut c = Container::create(&store, &create_options(cli, &a.create))?;
+    let mut opts = create_options(cli, &a.create);
+    let own_console = if !a.detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle)
+    {
+        let console = terminal::OwnConsole::bind(&cli.root, &a.create.id)?;
+        opts.console_socket = Some(console.path().to_path_buf());
+        Some(console)
+    } else {
+        None
+    };
+    let mut c = Container::create(&store, &opts)?;
+    let master = match own_console {
+        Some(console) => match console.receive() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = c.delete(DeleteOptions { force: true });
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     if let Err(e) = c.start() {
         let _ = Container::load(&store, &a.create.id)
             .and_then(|c| c.delete(DeleteOptions { force: true }));
@@ -125,9 +145,21 @@ fn run_container(cli: &Cli, a: &args::RunArgs) -> anyhow::Result<i32> {
     }
     let pid = nix::unistd::Pid::from_raw(c.state.pid);
     wait::forward_signals_to(pid);
-    let code = wait::wait_exit_code(pid)?;
+    let code = match master {
+        Some(m) => terminal::relay(m, pid)?,
+        None => wait::wait_exit_code(pid)?,
+    };
     Container::load(&store, &a.create.id)?.delete(DeleteOptions { force: true })?;
     Ok(code)
+}
+
+/// Whether the bundle's process asks for a terminal (an unreadable bundle
+/// is create's to report).
+fn wants_terminal(bundle: &std::path::Path) -> bool {
+    vessel_runtime::bundle::Bundle::load(bundle)
+        .ok()
+        .and_then(|b| b.spec.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
 }
 
 fn list(store: &StateStore, format: ListFormat, quiet: bool) -> anyhow::Result<()> {
@@ -166,17 +198,26 @@ fn list(store: &StateStore, format: ListFormat, quiet: bool) -> anyhow::Result<(
     Ok(())
 }
 
-fn exec(store: &StateStore, a: &ExecArgs) -> anyhow::Result<i32> {
+fn exec(store: &StateStore, cli_root: &std::path::Path, a: &ExecArgs) -> anyhow::Result<i32> {
     let c = Container::load(store, &a.id)?;
     let process = exec_process(&c, a)?;
     if !a.detach {
         nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
+    let own_console =
+        if !a.detach && a.console_socket.is_none() && process.terminal().unwrap_or(false) {
+            Some(terminal::OwnConsole::bind(cli_root, &a.id)?)
+        } else {
+            None
+        };
     let opts = ExecOptions {
         process,
         detach: a.detach,
         pid_file: a.pid_file.clone(),
-        console_socket: a.console_socket.clone(),
+        console_socket: match &own_console {
+            Some(c) => Some(c.path().to_path_buf()),
+            None => a.console_socket.clone(),
+        },
         preserve_fds: a.preserve_fds,
     };
     let pid = vessel_runtime::exec::exec(&c, &opts)?;
@@ -184,7 +225,10 @@ fn exec(store: &StateStore, a: &ExecArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     wait::forward_signals_to(pid);
-    wait::wait_exit_code(pid)
+    match own_console {
+        Some(console) => terminal::relay(console.receive()?, pid),
+        None => wait::wait_exit_code(pid),
+    }
 }
 
 /// The process to exec: from --process, or from the container's own process
