@@ -14,6 +14,7 @@ use crate::arch::x86_64::mptable::{self, MptableError, MAX_CPUS};
 use crate::arch::x86_64::regs::BootProtocol;
 use crate::config::VmConfig;
 use crate::devices::bus::{Bus, BusError};
+use crate::devices::legacy::i8042::{I8042Args, I8042RestoreError};
 use crate::devices::legacy::serial::{SerialError, StdinForwarder};
 use crate::devices::legacy::{cmos, i8042, serial, Cmos, SerialDevice, I8042};
 use crate::devices::virtio::{self, mmio::MMIO_LEN, AttachError, VirtioDevices};
@@ -21,6 +22,9 @@ use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
 use crate::running::RunningVm;
 use crate::seccomp::{self, SeccompError, ThreadKind};
+use crate::snapshot::state::DevicesState;
+use crate::snapshot::vcpu::VcpuStateError;
+use crate::snapshot::{Persist, SnapshotContext};
 use crate::vcpu::{self, BootEntry, Vcpu, VcpuControl, VcpuError, VcpuStop};
 use crate::vm::{Vm, VmError};
 
@@ -68,6 +72,9 @@ pub enum VmmError {
     /// A virtio device.
     #[error("Cannot set up the virtio devices")]
     Virtio(#[source] AttachError),
+    /// What a snapshot will need to ask KVM.
+    #[error("Cannot read what KVM can save of a vCPU")]
+    SnapshotContext(#[source] VcpuStateError),
 }
 
 /// Errors of device setup.
@@ -79,6 +86,12 @@ pub enum DeviceError {
     /// Placing a device on a bus.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// A snapshot's i8042 state.
+    #[error(transparent)]
+    I8042(#[from] I8042RestoreError),
+    /// A snapshot's CMOS state.
+    #[error(transparent)]
+    Cmos(#[from] cmos::CmosRestoreError),
     /// An eventfd.
     #[error("Cannot create an eventfd")]
     EventFd(#[source] std::io::Error),
@@ -108,7 +121,9 @@ pub type Notify = Arc<dyn Fn(VmEvent) + Send + Sync>;
 pub(crate) struct Devices {
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
+    pub(crate) serial: Arc<Mutex<SerialDevice>>,
     pub(crate) i8042: Arc<Mutex<I8042>>,
+    pub(crate) cmos: Arc<Mutex<Cmos>>,
     pub(crate) virtio: VirtioDevices,
     _stdin: Option<StdinForwarder>,
 }
@@ -128,7 +143,14 @@ fn irqfd(vm: &Vm, what: &'static str, gsi: u32) -> Result<EventFd, VmmError> {
     Ok(irq)
 }
 
-fn setup_devices(config: &VmConfig, vm: &Vm, notify: Notify) -> Result<Devices, VmmError> {
+/// Builds the devices and puts them on their buses: fresh, or in the
+/// state `restored` from a snapshot.
+pub(crate) fn setup_devices(
+    config: &VmConfig,
+    vm: &Vm,
+    notify: Notify,
+    restored: Option<&DevicesState>,
+) -> Result<Devices, VmmError> {
     let mut pio = Bus::new();
 
     let irq = irqfd(vm, "serial console", serial::COM1_IRQ)?;
@@ -136,14 +158,19 @@ fn setup_devices(config: &VmConfig, vm: &Vm, notify: Notify) -> Result<Devices, 
         .console
         .open()
         .map_err(|e| VmmError::Device("serial console", e.into()))?;
-    let com1 = Arc::new(Mutex::new(SerialDevice::new(irq, out)));
+    let com1 = match restored {
+        Some(state) => SerialDevice::restore((irq, out), &state.serial)
+            .map_err(|e| VmmError::Device("serial console", e.into()))?,
+        None => SerialDevice::new(irq, out),
+    };
+    let com1 = Arc::new(Mutex::new(com1));
     pio.insert(com1.clone(), serial::COM1_BASE, serial::COM_PORT_LEN)
         .map_err(|e| VmmError::Device("serial console", e.into()))?;
     let stdin = if config.console_input {
         // The input thread is confined like the VMM thread.
         let filter = config.seccomp.then_some(ThreadKind::Vmm);
         Some(
-            StdinForwarder::start(com1, filter)
+            StdinForwarder::start(com1.clone(), filter)
                 .map_err(|e| VmmError::Device("console input", e.into()))?,
         )
     } else {
@@ -151,9 +178,19 @@ fn setup_devices(config: &VmConfig, vm: &Vm, notify: Notify) -> Result<Devices, 
     };
 
     let kbd_irq = irqfd(vm, "i8042 controller", i8042::KBD_IRQ)?;
-    let i8042 = Arc::new(Mutex::new(
-        I8042::new(move || notify(VmEvent::Reset)).with_irq(kbd_irq),
-    ));
+    let on_reset = move || notify(VmEvent::Reset);
+    let i8042 = match restored {
+        Some(state) => {
+            let args = I8042Args {
+                on_reset: Box::new(on_reset),
+                irq: kbd_irq,
+            };
+            I8042::restore(args, &state.i8042)
+                .map_err(|e| device_err("i8042 controller")(e.into()))?
+        }
+        None => I8042::new(on_reset).with_irq(kbd_irq),
+    };
+    let i8042 = Arc::new(Mutex::new(i8042));
     pio.insert(i8042.clone(), i8042::I8042_BASE, i8042::I8042_LEN)
         .map_err(|e| device_err("i8042 controller")(e.into()))?;
 
@@ -161,17 +198,20 @@ fn setup_devices(config: &VmConfig, vm: &Vm, notify: Notify) -> Result<Devices, 
     let last = mem.last_addr().raw_value() + 1;
     let below = last.min(FIRST_ADDR_PAST_32BITS);
     let above = last.saturating_sub(FIRST_ADDR_PAST_32BITS);
-    pio.insert(
-        Arc::new(Mutex::new(Cmos::new(below, above))),
-        cmos::CMOS_BASE,
-        cmos::CMOS_LEN,
-    )
-    .map_err(|e| device_err("CMOS")(e.into()))?;
+    let cmos = match restored {
+        Some(state) => Cmos::restore((), &state.cmos).map_err(|e| device_err("CMOS")(e.into()))?,
+        None => Cmos::new(below, above),
+    };
+    let cmos = Arc::new(Mutex::new(cmos));
+    pio.insert(cmos.clone(), cmos::CMOS_BASE, cmos::CMOS_LEN)
+        .map_err(|e| device_err("CMOS")(e.into()))?;
 
     Ok(Devices {
         pio: Arc::new(pio),
         mmio: Arc::new(Bus::new()),
+        serial: com1,
         i8042,
+        cmos,
         virtio: VirtioDevices::default(),
         _stdin: stdin,
     })
@@ -238,10 +278,58 @@ fn spawn_vcpu(
                 Ok(())
             };
             let result = result.and_then(|()| vcpu.run_loop(&pio, &mmio, &control));
-            control.vcpu_gone();
+            control.vcpu_gone(index);
             notify(VmEvent::Vcpu(index, result));
         })
         .map_err(|e| VmmError::SpawnVcpu(index, e))
+}
+
+/// Creates the VM for `memory` with `vcpus` vCPUs (checked against KVM's
+/// limit), its in-kernel irqchip and PIT, and the vCPU kick handler.
+pub(crate) fn create_vm(memory: vm_memory::GuestMemoryMmap, vcpus: u8) -> Result<Vm, VmmError> {
+    let mut vm = Vm::new(memory).map_err(VmmError::Vm)?;
+    let max = vm.max_vcpus().min(usize::from(MAX_CPUS));
+    if vcpus == 0 || usize::from(vcpus) > max {
+        return Err(VmmError::VcpuCount {
+            wanted: usize::from(vcpus),
+            max,
+        });
+    }
+    vm.setup_irqchip().map_err(VmmError::Vm)?;
+    vcpu::install_kick_handler().map_err(|e| VmmError::ConfigureVcpu(0, e))?;
+    Ok(vm)
+}
+
+/// Starts one thread per vCPU; with `paused` each parks before it first
+/// enters the guest, until [`RunningVm::resume`].
+pub(crate) fn spawn_vcpus(
+    vm: Vm,
+    devices: Devices,
+    vcpus: Vec<Vcpu>,
+    seccomp: bool,
+    notify: Notify,
+    paused: bool,
+) -> Result<RunningVm, VmmError> {
+    let snapshots = SnapshotContext::probe(&vm).map_err(VmmError::SnapshotContext)?;
+    let control = Arc::new(VcpuControl::new());
+    if paused {
+        control.request_pause();
+    }
+    let mut threads = Vec::with_capacity(vcpus.len());
+    for vcpu in vcpus {
+        match spawn_vcpu(vcpu, &devices, &control, seccomp, notify.clone()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                RunningVm::new(vm, devices, control, threads, snapshots).stop();
+                return Err(e);
+            }
+        }
+    }
+    let running = RunningVm::new(vm, devices, control, threads, snapshots);
+    if paused {
+        running.wait_parked();
+    }
+    Ok(running)
 }
 
 /// Builds the microVM `config` describes and starts its vCPUs; the guest
@@ -250,22 +338,13 @@ fn spawn_vcpu(
 /// [`crate::running::outcome`].
 pub fn start_vm(config: &VmConfig, notify: Notify) -> Result<RunningVm, VmmError> {
     let memory = memory::create_guest_memory(config.memory_mib).map_err(VmmError::Memory)?;
-    let mut vm = Vm::new(memory).map_err(VmmError::Vm)?;
-    let max = vm.max_vcpus().min(usize::from(MAX_CPUS));
-    if config.vcpus == 0 || usize::from(config.vcpus) > max {
-        return Err(VmmError::VcpuCount {
-            wanted: usize::from(config.vcpus),
-            max,
-        });
-    }
-    vm.setup_irqchip().map_err(VmmError::Vm)?;
-    vcpu::install_kick_handler().map_err(|e| VmmError::ConfigureVcpu(0, e))?;
+    let vm = create_vm(memory, config.vcpus)?;
     let virtio = virtio::attach(&config.devices, &vm, config.seccomp).map_err(VmmError::Virtio)?;
     let mut with_devices = config.clone();
     with_devices.cmdline.push_str(&virtio.cmdline);
     let boot = load_boot(&with_devices, &vm)?;
 
-    let mut devices = setup_devices(config, &vm, notify.clone())?;
+    let mut devices = setup_devices(config, &vm, notify.clone(), None)?;
     add_virtio(&mut devices, virtio)?;
 
     let cpuid = vm.supported_cpuid().map_err(VmmError::Vm)?;
@@ -284,17 +363,5 @@ pub fn start_vm(config: &VmConfig, notify: Notify) -> Result<RunningVm, VmmError
         .map_err(|e| VmmError::ConfigureVcpu(index, e))?;
         vcpus.push(vcpu);
     }
-
-    let control = Arc::new(VcpuControl::new());
-    let mut threads = Vec::with_capacity(vcpus.len());
-    for vcpu in vcpus {
-        match spawn_vcpu(vcpu, &devices, &control, config.seccomp, notify.clone()) {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                RunningVm::new(vm, devices, control, threads).stop();
-                return Err(e);
-            }
-        }
-    }
-    Ok(RunningVm::new(vm, devices, control, threads))
+    spawn_vcpus(vm, devices, vcpus, config.seccomp, notify, false)
 }

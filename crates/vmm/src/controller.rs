@@ -5,7 +5,7 @@
 //! same channel. Once the VM runs, this thread installs its own seccomp
 //! filter (as Firecracker's VMM thread does after boot).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +21,7 @@ use crate::config::{VmConfig, VmExitReason};
 use crate::logger::Log;
 use crate::running::{outcome, RunningVm};
 use crate::seccomp::{self, SeccompError, ThreadKind};
+use crate::snapshot::{self, SnapshotError};
 
 /// The application name in `GET /`.
 pub const APP_NAME: &str = "vessel";
@@ -41,6 +42,27 @@ pub enum ControllerError {
     /// The VMM thread's seccomp filter.
     #[error("Cannot confine the VMM thread")]
     Seccomp(#[source] SeccompError),
+    /// Restoring a snapshot.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// What [`Controller::run_with`] does before it serves the API.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Nothing: wait for `InstanceStart` or `PUT /snapshot/load`.
+    Wait,
+    /// Boot the configured kernel.
+    Boot,
+    /// Restore a snapshot (`--restore`).
+    Restore {
+        /// The state file.
+        snapshot_path: PathBuf,
+        /// The memory file.
+        mem_file_path: PathBuf,
+        /// Run the guest at once rather than leave it paused.
+        resume: bool,
+    },
 }
 
 /// How the controller runs.
@@ -67,6 +89,9 @@ pub struct Controller {
     /// The boot source as given; `None` until one is.
     boot_source: Option<BootSource>,
     machine: MachineConfig,
+    /// Whether `PUT /machine-config` was accepted (a snapshot load is
+    /// refused after boot-specific configuration, as in Firecracker).
+    machine_configured: bool,
     logger: Option<LoggerConfig>,
     log: Log,
     vm: Option<RunningVm>,
@@ -130,6 +155,7 @@ impl Controller {
             config,
             boot_source,
             machine,
+            machine_configured: false,
             logger,
             log,
             vm: None,
@@ -152,7 +178,12 @@ impl Controller {
     /// (otherwise on `InstanceStart`), and returns when the guest ends.
     /// Call on a thread the controller may confine: after boot it installs
     /// the VMM seccomp filter on the calling thread.
-    pub fn run(mut self, start_now: bool) -> Result<VmExitReason, ControllerError> {
+    pub fn run(self, start_now: bool) -> Result<VmExitReason, ControllerError> {
+        self.run_with(if start_now { Start::Boot } else { Start::Wait })
+    }
+
+    /// [`Controller::run`], with a snapshot restore as a way to start.
+    pub fn run_with(mut self, start: Start) -> Result<VmExitReason, ControllerError> {
         let api = match &self.options.api_socket {
             Some(path) => {
                 let tx = self.tx.clone();
@@ -172,11 +203,21 @@ impl Controller {
             }
             None => None,
         };
-        if start_now {
-            if let Err(e) = self.start() {
-                self.log.error(&chain(&e));
-                return Err(e);
+        let started = match start {
+            Start::Wait => Ok(()),
+            Start::Boot => self.start(),
+            Start::Restore {
+                snapshot_path,
+                mem_file_path,
+                resume,
+            } => self.restore(&snapshot_path, &mem_file_path, resume),
+        };
+        if let Err(e) = started {
+            self.log.error(&chain(&e));
+            if let Some(api) = api {
+                api.stop();
             }
+            return Err(e);
         }
         let result = self.event_loop();
         if let Some(vm) = self.vm.take() {
@@ -243,6 +284,37 @@ impl Controller {
         self.started = Some(Instant::now());
         let vm = start_vm(&config, notify)?;
         self.vm = Some(vm);
+        if self.options.seccomp {
+            seccomp::install(ThreadKind::Vmm).map_err(ControllerError::Seccomp)?;
+        }
+        Ok(())
+    }
+
+    /// Brings the VM back from a snapshot (paused unless `resume`).
+    fn restore(&mut self, state: &Path, mem: &Path, resume: bool) -> Result<(), ControllerError> {
+        self.log.info(&format!(
+            "restoring microVM from snapshot {} (memory {})",
+            state.display(),
+            mem.display()
+        ));
+        let mut config = self.config.clone();
+        config.seccomp = self.options.seccomp;
+        let tx = self.tx.clone();
+        let notify = Arc::new(move |e| {
+            let _ = tx.send(Message::Vm(e));
+        });
+        self.started = Some(Instant::now());
+        let vm = snapshot::load::restore(&config, state, mem, resume, notify)?;
+        let (vcpus, mib) = vm.shape();
+        self.config.vcpus = vcpus;
+        self.config.memory_mib = mib;
+        self.machine.vcpu_count = u64::from(vcpus);
+        self.machine.mem_size_mib = mib;
+        self.vm = Some(vm);
+        self.log.info(&format!(
+            "microVM restored: {vcpus} vCPU(s), {mib} MiB, {}",
+            self.state()
+        ));
         if self.options.seccomp {
             seccomp::install(ThreadKind::Vmm).map_err(ControllerError::Seccomp)?;
         }
@@ -326,6 +398,28 @@ impl Controller {
                 self.log.info(&format!("microVM {}", self.state()));
                 Ok(None)
             }
+            ApiRequest::CreateSnapshot(p) => {
+                p.check()?;
+                let vm = self.running()?;
+                vm.snapshot(&p.snapshot_path, &p.mem_file_path)
+                    .map_err(|e| format!("Cannot create the snapshot: {}", chain(&e)))?;
+                self.log.info(&format!(
+                    "snapshot created: state {}, memory {}",
+                    p.snapshot_path.display(),
+                    p.mem_file_path.display()
+                ));
+                Ok(None)
+            }
+            ApiRequest::LoadSnapshot(p) => {
+                self.pre_boot()?;
+                if self.boot_source.is_some() || self.machine_configured {
+                    return Err("Loading a microVM snapshot is not allowed after configuring boot-specific resources.".into());
+                }
+                let mem = p.mem_file()?.to_owned();
+                self.restore(&p.snapshot_path, &mem, p.resume_vm)
+                    .map(|()| None)
+                    .map_err(|e| format!("Cannot load the snapshot: {}", chain(&e)))
+            }
         }
     }
 
@@ -352,6 +446,7 @@ impl Controller {
         m.apply(&mut config).map_err(|e| chain(&e))?;
         self.config = config;
         self.machine = m;
+        self.machine_configured = true;
         Ok(())
     }
 

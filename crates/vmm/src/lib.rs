@@ -22,6 +22,7 @@ pub mod memory;
 pub mod rate_limiter;
 pub mod running;
 pub mod seccomp;
+pub mod snapshot;
 pub mod vcpu;
 pub mod vm;
 

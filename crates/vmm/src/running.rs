@@ -1,6 +1,7 @@
 //! A microVM whose vCPUs run: pause and resume them, press Ctrl+Alt+Del,
 //! stop every vCPU; and [`run_vm`], the whole life of a VM in one call.
 
+use std::path::Path;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -10,6 +11,7 @@ use vmm_sys_util::signal::Killable;
 use crate::builder::{start_vm, Devices, VmEvent, VmmError};
 use crate::config::{VmConfig, VmExitReason};
 use crate::devices::bus::lock;
+use crate::snapshot::{self, SnapshotContext, SnapshotError};
 use crate::vcpu::{self, VcpuControl, VcpuStop};
 use crate::vm::Vm;
 
@@ -19,6 +21,7 @@ pub struct RunningVm {
     control: Arc<VcpuControl>,
     threads: Vec<JoinHandle<()>>,
     devices: Devices,
+    snapshots: SnapshotContext,
     vm: Vm,
 }
 
@@ -37,11 +40,13 @@ impl RunningVm {
         devices: Devices,
         control: Arc<VcpuControl>,
         threads: Vec<JoinHandle<()>>,
+        snapshots: SnapshotContext,
     ) -> Self {
         RunningVm {
             control,
             threads,
             devices,
+            snapshots,
             vm,
         }
     }
@@ -67,6 +72,40 @@ impl RunningVm {
         self.control.request_pause();
         self.kick_all();
         self.control.wait_parked(self.threads.len());
+    }
+
+    /// Waits until every vCPU thread of a VM started paused has parked.
+    pub(crate) fn wait_parked(&self) {
+        self.control.wait_parked(self.threads.len());
+    }
+
+    /// Writes a full snapshot of the paused VM: guest memory to `mem_path`,
+    /// every vCPU's, the VM's and each device's state to `state_path`
+    /// (see [`crate::snapshot`]). Refused while the VM runs.
+    pub fn snapshot(&self, state_path: &Path, mem_path: &Path) -> Result<(), SnapshotError> {
+        if !self.is_paused() {
+            return Err(SnapshotError::NotPaused);
+        }
+        let (vcpus, _) = self.shape();
+        snapshot::create::create(
+            &snapshot::create::Source {
+                vm: &self.vm,
+                devices: &self.devices,
+                control: &self.control,
+                vcpus,
+                context: &self.snapshots,
+            },
+            state_path,
+            mem_path,
+        )
+    }
+
+    /// The vCPU count and guest memory in MiB.
+    pub fn shape(&self) -> (u8, u64) {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+        let bytes: u64 = self.vm.memory().iter().map(|r| r.len()).sum();
+        let vcpus = u8::try_from(self.threads.len()).unwrap_or(u8::MAX);
+        (vcpus, bytes >> 20)
     }
 
     /// Lets the vCPUs run again.

@@ -84,6 +84,7 @@ pub struct Vm {
     kvm: Kvm,
     memory: GuestMemoryMmap,
     irqchip: bool,
+    pit: bool,
 }
 
 /// Opens `/dev/kvm` and checks the API version.
@@ -109,6 +110,7 @@ impl Vm {
             kvm,
             memory,
             irqchip: false,
+            pit: false,
         };
         vm.register_memory()?;
         Ok(vm)
@@ -172,6 +174,7 @@ impl Vm {
                 self.fd
                     .create_pit2(pit)
                     .map_err(setup("create the in-kernel PIT"))?;
+                self.pit = true;
             }
         }
         Ok(())
@@ -180,6 +183,16 @@ impl Vm {
     /// Whether the interrupt controller is in the kernel.
     pub fn has_irqchip(&self) -> bool {
         self.irqchip
+    }
+
+    /// Whether the PIT is in the kernel.
+    pub fn has_pit(&self) -> bool {
+        self.pit
+    }
+
+    /// The `/dev/kvm` handle.
+    pub fn kvm(&self) -> &Kvm {
+        &self.kvm
     }
 
     /// The most vCPUs KVM allows in one VM.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::http::{Method, Request};
 use crate::config::file::{BootSource, CpuTemplate, HugePages, LoggerConfig, MachineConfig};
+use crate::snapshot::params::{CreateSnapshotParams, LoadSnapshotParams};
 
 /// What a client asks of the VMM.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,10 @@ pub enum ApiRequest {
     Action(ActionType),
     /// `PATCH /vm`.
     SetVmState(VmState),
+    /// `PUT /snapshot/create`.
+    CreateSnapshot(CreateSnapshotParams),
+    /// `PUT /snapshot/load`.
+    LoadSnapshot(LoadSnapshotParams),
 }
 
 /// `PATCH /machine-config`: any subset of the fields.
@@ -120,6 +125,10 @@ pub fn route(req: &Request) -> Result<ApiRequest, String> {
         (Method::Patch | Method::Put, "/vm") => {
             body::<VmBody>(req, "vm").map(|b| ApiRequest::SetVmState(b.state))
         }
+        (Method::Put, "/snapshot/create") => {
+            body(req, "snapshot/create").map(ApiRequest::CreateSnapshot)
+        }
+        (Method::Put, "/snapshot/load") => body(req, "snapshot/load").map(ApiRequest::LoadSnapshot),
         (method, path) => Err(format!(
             "Invalid request method and/or path: {} {path}.",
             method.as_str()
@@ -175,6 +184,26 @@ mod tests {
             route(&req(Method::Patch, "/vm", r#"{"state": "Paused"}"#)),
             Ok(ApiRequest::SetVmState(VmState::Paused))
         );
+        assert_eq!(
+            route(&req(Method::Put, "/vm", r#"{"state": "Resumed"}"#)),
+            Ok(ApiRequest::SetVmState(VmState::Resumed))
+        );
+        let Ok(ApiRequest::CreateSnapshot(create)) = route(&req(
+            Method::Put,
+            "/snapshot/create",
+            r#"{"snapshot_type": "Full", "snapshot_path": "/s", "mem_file_path": "/m"}"#,
+        )) else {
+            panic!("not a snapshot create");
+        };
+        assert_eq!(create.mem_file_path.to_str(), Some("/m"));
+        let Ok(ApiRequest::LoadSnapshot(load)) = route(&req(
+            Method::Put,
+            "/snapshot/load",
+            r#"{"snapshot_path": "/s", "mem_backend": {"backend_type": "File", "backend_path": "/m"}, "resume_vm": true}"#,
+        )) else {
+            panic!("not a snapshot load");
+        };
+        assert!(load.resume_vm);
         let Ok(ApiRequest::PatchMachineConfig(update)) = route(&req(
             Method::Patch,
             "/machine-config",
@@ -251,6 +280,30 @@ mod tests {
                 "at `kernel_image_path`: invalid type: integer",
             ),
             (Method::Put, "/logger", r#"{"level": "Loud"}"#, "at `level`"),
+            (
+                Method::Put,
+                "/snapshot/create",
+                r#"{"snapshot_path": "/s", "mem_file_path": "/m", "version": "1.0"}"#,
+                "unknown field `version`",
+            ),
+            (
+                Method::Put,
+                "/snapshot/create",
+                r#"{"snapshot_type": "Incremental", "snapshot_path": "/s", "mem_file_path": "/m"}"#,
+                "at `snapshot_type`: unknown variant `Incremental`",
+            ),
+            (
+                Method::Put,
+                "/snapshot/load",
+                r#"{"snapshot_path": "/s", "mem_backend": {"backend_type": "Disk", "backend_path": "/m"}}"#,
+                "at `mem_backend.backend_type`: unknown variant `Disk`",
+            ),
+            (
+                Method::Put,
+                "/snapshot/load",
+                r#"{"mem_file_path": "/m"}"#,
+                "missing field `snapshot_path`",
+            ),
             (Method::Put, "/boot-source", "{", "EOF while parsing"),
             (Method::Put, "/boot-source", "", "needs a JSON body"),
             (Method::Get, "/", "{}", "takes no request body"),

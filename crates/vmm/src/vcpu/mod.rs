@@ -297,41 +297,109 @@ impl Vcpu {
                 return Ok(VcpuStop::Stopped);
             }
             if control.should_park() {
-                control.park();
+                if let Some(stop) = self.complete_pending_io(pio, mmio)? {
+                    return Ok(stop);
+                }
+                let index = self.index;
+                control.park_serving(index, |job| job(self));
                 continue;
             }
-            match self.run()? {
-                VmExit::IoIn { port, data } => {
-                    pio.read(u64::from(port), data);
-                }
-                VmExit::IoOut { port, data } => {
-                    pio.write(u64::from(port), data);
-                }
-                VmExit::MmioRead { addr, data } => {
-                    mmio.read(addr, data);
-                }
-                VmExit::MmioWrite { addr, data } => {
-                    mmio.write(addr, data);
-                }
-                VmExit::Hlt => return Ok(VcpuStop::Halted),
-                VmExit::Shutdown => return Ok(VcpuStop::TripleFault),
-                VmExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN) => return Ok(VcpuStop::PowerOff),
-                VmExit::SystemEvent(KVM_SYSTEM_EVENT_RESET) => return Ok(VcpuStop::Reset),
-                VmExit::SystemEvent(KVM_SYSTEM_EVENT_CRASH) => return Ok(VcpuStop::Crash),
-                VmExit::SystemEvent(kind) => {
-                    return Err(VcpuError::UnhandledExit(format!("system event {kind}")))
-                }
-                VmExit::Interrupted => self.fd.set_kvm_immediate_exit(0),
-                VmExit::InternalError => {
-                    let suberror = self.internal_error();
-                    return Err(VcpuError::Internal {
-                        suberror,
-                        rip: self.rip(),
-                    });
-                }
-                VmExit::FailEntry(reason) => return Err(VcpuError::FailEntry(reason)),
-                VmExit::Other(what) => return Err(VcpuError::UnhandledExit(what)),
+            let handled = dispatch(self.run()?, pio, mmio)?;
+            if let Some(stop) = self.finish(handled)? {
+                return Ok(stop);
             }
         }
     }
+
+    /// Finishes the instruction of the last I/O or MMIO exit, so that a
+    /// paused vCPU's registers are after it (a snapshot restored later
+    /// would otherwise replay an `out` the device already saw): KVM_RUN
+    /// with `immediate_exit` set completes pending I/O and returns at once
+    /// (KVM's API documentation). A string instruction may need the VMM
+    /// again; those exits are handled until KVM returns `EINTR`.
+    fn complete_pending_io(
+        &mut self,
+        pio: &Bus,
+        mmio: &Bus,
+    ) -> Result<Option<VcpuStop>, VcpuError> {
+        loop {
+            self.fd.set_kvm_immediate_exit(1);
+            let handled = self.run().and_then(|exit| dispatch(exit, pio, mmio));
+            self.fd.set_kvm_immediate_exit(0);
+            match handled? {
+                Handled::Interrupted => return Ok(None),
+                handled => {
+                    if let Some(stop) = self.finish(handled)? {
+                        return Ok(Some(stop));
+                    }
+                }
+            }
+        }
+    }
+
+    /// What is left to do after [`dispatch`]: `Some` when the vCPU's run
+    /// is over.
+    fn finish(&mut self, handled: Handled) -> Result<Option<VcpuStop>, VcpuError> {
+        match handled {
+            Handled::Continue => Ok(None),
+            Handled::Interrupted => {
+                self.fd.set_kvm_immediate_exit(0);
+                Ok(None)
+            }
+            Handled::InternalError => {
+                let suberror = self.internal_error();
+                Err(VcpuError::Internal {
+                    suberror,
+                    rip: self.rip(),
+                })
+            }
+            Handled::Stop(stop) => Ok(Some(stop)),
+        }
+    }
+}
+
+/// An exit once the buses have seen it.
+enum Handled {
+    /// Run again.
+    Continue,
+    /// KVM_RUN returned early (kick or `immediate_exit`).
+    Interrupted,
+    /// KVM failed internally: report it with the suberror.
+    InternalError,
+    /// The vCPU's run is over.
+    Stop(VcpuStop),
+}
+
+/// Routes an exit's I/O to the buses and says what it means.
+fn dispatch(exit: VmExit<'_>, pio: &Bus, mmio: &Bus) -> Result<Handled, VcpuError> {
+    Ok(match exit {
+        VmExit::IoIn { port, data } => {
+            pio.read(u64::from(port), data);
+            Handled::Continue
+        }
+        VmExit::IoOut { port, data } => {
+            pio.write(u64::from(port), data);
+            Handled::Continue
+        }
+        VmExit::MmioRead { addr, data } => {
+            mmio.read(addr, data);
+            Handled::Continue
+        }
+        VmExit::MmioWrite { addr, data } => {
+            mmio.write(addr, data);
+            Handled::Continue
+        }
+        VmExit::Interrupted => Handled::Interrupted,
+        VmExit::InternalError => Handled::InternalError,
+        VmExit::Hlt => Handled::Stop(VcpuStop::Halted),
+        VmExit::Shutdown => Handled::Stop(VcpuStop::TripleFault),
+        VmExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN) => Handled::Stop(VcpuStop::PowerOff),
+        VmExit::SystemEvent(KVM_SYSTEM_EVENT_RESET) => Handled::Stop(VcpuStop::Reset),
+        VmExit::SystemEvent(KVM_SYSTEM_EVENT_CRASH) => Handled::Stop(VcpuStop::Crash),
+        VmExit::SystemEvent(kind) => {
+            return Err(VcpuError::UnhandledExit(format!("system event {kind}")))
+        }
+        VmExit::FailEntry(reason) => return Err(VcpuError::FailEntry(reason)),
+        VmExit::Other(what) => return Err(VcpuError::UnhandledExit(what)),
+    })
 }

@@ -131,6 +131,58 @@ impl BusDevice for Cmos {
     }
 }
 
+/// The CMOS in a snapshot: the index register and the 128 bytes of RAM
+/// (the clock registers are read from the host's clock, not stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CmosState {
+    /// The selected register.
+    pub index: u8,
+    /// CMOS RAM, 128 bytes.
+    pub data: Vec<u8>,
+}
+
+impl CmosState {
+    /// Refuses anything but 128 bytes of RAM and an index inside it.
+    pub fn validate(&self) -> Result<(), crate::snapshot::state::InvalidState> {
+        if self.data.len() != 128 || self.index > 0x7f {
+            return Err(crate::snapshot::state::InvalidState(format!(
+                "cmos: {} bytes of RAM (must be 128), index {:#x}",
+                self.data.len(),
+                self.index
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why a CMOS state is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("Cannot restore the CMOS: {0}")]
+pub struct CmosRestoreError(#[source] crate::snapshot::state::InvalidState);
+
+impl crate::snapshot::Persist for Cmos {
+    type State = CmosState;
+    type ConstructorArgs = ();
+    type Error = CmosRestoreError;
+
+    fn save(&self) -> CmosState {
+        CmosState {
+            index: self.index,
+            data: self.data.to_vec(),
+        }
+    }
+
+    fn restore((): (), state: &CmosState) -> Result<Self, CmosRestoreError> {
+        state.validate().map_err(CmosRestoreError)?;
+        let mut data = [0u8; 128];
+        data.copy_from_slice(&state.data);
+        Ok(Cmos {
+            index: state.index,
+            data,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +208,25 @@ mod tests {
         assert_eq!(cmos.read_register(REG_CENTURY, t), 0x20);
         assert_eq!(cmos.read_register(REG_WEEKDAY, t), 0x02);
         assert_eq!(cmos.read_register(REG_STATUS_D, t), STATUS_D_VALID);
+    }
+
+    #[test]
+    fn state_round_trips_and_a_short_ram_is_refused() {
+        use crate::snapshot::Persist;
+        let mut cmos = Cmos::new(80 << 20, 0);
+        cmos.write(0, &[0x40]);
+        cmos.write(1, &[0x99]);
+        let state = cmos.save();
+        let mut back = Cmos::restore((), &state).expect("restore");
+        let mut b = [0u8];
+        back.read(1, &mut b);
+        assert_eq!(b[0], 0x99);
+        assert_eq!(back.save(), state);
+        let short = CmosState {
+            data: vec![0; 127],
+            ..state
+        };
+        assert!(Cmos::restore((), &short).is_err());
     }
 
     #[test]

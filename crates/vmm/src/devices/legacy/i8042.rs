@@ -149,6 +149,74 @@ impl BusDevice for I8042 {
     }
 }
 
+/// The controller in a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct I8042State {
+    /// The controller configuration byte.
+    pub ctr: u8,
+    /// Bytes waiting for the guest on the data port.
+    pub output: Vec<u8>,
+    /// Whether the next data-port write is the configuration byte.
+    pub writing_ctr: bool,
+}
+
+impl I8042State {
+    /// Refuses more waiting bytes than the controller buffers.
+    pub fn validate(&self) -> Result<(), crate::snapshot::state::InvalidState> {
+        if self.output.len() > OUTPUT_CAPACITY {
+            return Err(crate::snapshot::state::InvalidState(format!(
+                "i8042: {} bytes waiting in a {OUTPUT_CAPACITY}-byte buffer",
+                self.output.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why an i8042 state is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("Cannot restore the i8042 controller: {0}")]
+pub struct I8042RestoreError(#[source] crate::snapshot::state::InvalidState);
+
+/// What a restored i8042 needs besides its state.
+pub struct I8042Args {
+    /// Called when the guest pulses the reset line.
+    pub on_reset: Box<dyn Fn() + Send>,
+    /// The keyboard interrupt (an irqfd on [`KBD_IRQ`]).
+    pub irq: EventFd,
+}
+
+impl std::fmt::Debug for I8042Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("I8042Args").finish_non_exhaustive()
+    }
+}
+
+impl crate::snapshot::Persist for I8042 {
+    type State = I8042State;
+    type ConstructorArgs = I8042Args;
+    type Error = I8042RestoreError;
+
+    fn save(&self) -> I8042State {
+        I8042State {
+            ctr: self.ctr,
+            output: self.output.iter().copied().collect(),
+            writing_ctr: self.writing_ctr,
+        }
+    }
+
+    fn restore(args: I8042Args, state: &I8042State) -> Result<Self, I8042RestoreError> {
+        state.validate().map_err(I8042RestoreError)?;
+        Ok(I8042 {
+            on_reset: args.on_reset,
+            irq: Some(args.irq),
+            ctr: state.ctr,
+            output: state.output.iter().copied().collect(),
+            writing_ctr: state.writing_ctr,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +252,31 @@ mod tests {
         assert_eq!(b[0], 0x45);
         dev.read(COMMAND, &mut b);
         assert_eq!(b[0] & STATUS_OBF, 0);
+    }
+
+    #[test]
+    fn state_round_trips_and_an_overlong_buffer_is_refused() {
+        use crate::snapshot::Persist;
+        let mut dev = I8042::new(|| {});
+        dev.write(COMMAND, &[CMD_WRITE_CTR]);
+        dev.write(DATA, &[CTR_KBD_INT]);
+        dev.send_ctrl_alt_del();
+        let state = dev.save();
+        assert_eq!(state.ctr, CTR_KBD_INT);
+        assert_eq!(state.output, CTRL_ALT_DEL);
+        let args = || I8042Args {
+            on_reset: Box::new(|| {}),
+            irq: EventFd::new(libc::EFD_NONBLOCK).unwrap(),
+        };
+        let mut back = I8042::restore(args(), &state).expect("restore");
+        let mut b = [0u8];
+        back.read(DATA, &mut b);
+        assert_eq!(b[0], CTRL_ALT_DEL[0]);
+        let long = I8042State {
+            output: vec![0; OUTPUT_CAPACITY + 1],
+            ..state
+        };
+        assert!(I8042::restore(args(), &long).is_err());
     }
 
     #[test]

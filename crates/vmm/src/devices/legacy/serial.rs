@@ -56,6 +56,9 @@ pub enum SerialError {
     /// The stdin reader thread cannot be started.
     #[error("Cannot start the console input thread")]
     InputThread(#[source] io::Error),
+    /// A snapshot's serial state cannot be applied.
+    #[error("Cannot restore the serial port from its saved state")]
+    Restore(#[source] vm_superio::serial::Error<io::Error>),
 }
 
 struct BufferWriter(Arc<Mutex<Vec<u8>>>);
@@ -154,6 +157,93 @@ impl BusDevice for SerialDevice {
             // the guest: its output is dropped.
             let _ = self.uart.write(off, *value);
         }
+    }
+}
+
+/// The 16550's registers and receive FIFO in a snapshot (vm-superio's
+/// `SerialState`, which has no serde support, field for field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SerialState {
+    /// Divisor latch, low byte.
+    pub baud_divisor_low: u8,
+    /// Divisor latch, high byte.
+    pub baud_divisor_high: u8,
+    /// IER.
+    pub interrupt_enable: u8,
+    /// IIR.
+    pub interrupt_identification: u8,
+    /// LCR.
+    pub line_control: u8,
+    /// LSR.
+    pub line_status: u8,
+    /// MCR.
+    pub modem_control: u8,
+    /// MSR.
+    pub modem_status: u8,
+    /// Scratch register.
+    pub scratch: u8,
+    /// Bytes received and not yet read by the guest.
+    pub in_buffer: Vec<u8>,
+}
+
+/// The 16550's receive FIFO size.
+const FIFO_SIZE: usize = 64;
+
+impl SerialState {
+    /// Refuses a receive FIFO longer than the UART's.
+    pub fn validate(&self) -> Result<(), crate::snapshot::state::InvalidState> {
+        if self.in_buffer.len() > FIFO_SIZE {
+            return Err(crate::snapshot::state::InvalidState(format!(
+                "serial: {} bytes in a {FIFO_SIZE}-byte receive FIFO",
+                self.in_buffer.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl crate::snapshot::Persist for SerialDevice {
+    type State = SerialState;
+    /// The interrupt eventfd and the console sink of the new process.
+    type ConstructorArgs = (EventFd, Box<dyn Write + Send>);
+    type Error = SerialError;
+
+    fn save(&self) -> SerialState {
+        let s = self.uart.state();
+        SerialState {
+            baud_divisor_low: s.baud_divisor_low,
+            baud_divisor_high: s.baud_divisor_high,
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer,
+        }
+    }
+
+    fn restore(
+        (irq, out): (EventFd, Box<dyn Write + Send>),
+        s: &SerialState,
+    ) -> Result<Self, SerialError> {
+        let state = vm_superio::serial::SerialState {
+            baud_divisor_low: s.baud_divisor_low,
+            baud_divisor_high: s.baud_divisor_high,
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer.clone(),
+        };
+        // vm-superio refuses an over-long FIFO itself (FullFifo).
+        let uart = Serial::from_state(&state, EventFdTrigger(irq), NoEvents, out)
+            .map_err(SerialError::Restore)?;
+        Ok(SerialDevice { uart })
     }
 }
 
@@ -271,6 +361,45 @@ mod tests {
         assert_eq!(data[0] & 1, 1, "LSR data ready");
         dev.read(0, &mut data);
         assert_eq!(data[0], b'a');
+    }
+
+    #[test]
+    fn state_round_trips_and_an_overlong_fifo_is_refused() {
+        use crate::snapshot::Persist;
+        let (mut dev, _) = device();
+        dev.write(3, &[0x80]); // LCR: DLAB
+        dev.write(0, &[0x0c]); // divisor 12 (9600 baud)
+        dev.write(3, &[0x03]); // 8N1
+        dev.write(7, &[0x5a]); // scratch
+        dev.enqueue_input(b"xy");
+        let state = dev.save();
+        assert_eq!(state.baud_divisor_low, 0x0c);
+        assert_eq!(state.line_control, 0x03);
+        assert_eq!(state.in_buffer, b"xy");
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let out = ConsoleOutput::Buffer(buf.clone()).open().expect("sink");
+        let evt = EventFd::new(libc::EFD_NONBLOCK).expect("eventfd");
+        let mut back = SerialDevice::restore((evt, out), &state).expect("restore");
+        assert_eq!(back.save(), state);
+        let mut b = [0u8];
+        back.read(7, &mut b);
+        assert_eq!(b[0], 0x5a);
+        back.read(0, &mut b);
+        assert_eq!(b[0], b'x');
+        back.write(0, b"!");
+        assert_eq!(&*lock(&buf), b"!");
+
+        let long = SerialState {
+            in_buffer: vec![0; 65],
+            ..state
+        };
+        assert!(long.validate().is_err());
+        let out = ConsoleOutput::None.open().expect("sink");
+        let evt = EventFd::new(libc::EFD_NONBLOCK).expect("eventfd");
+        assert!(matches!(
+            SerialDevice::restore((evt, out), &long),
+            Err(SerialError::Restore(_))
+        ));
     }
 
     #[test]
