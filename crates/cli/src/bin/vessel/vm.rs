@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use vessel_vmm::config::file::{self as config_file, LogLevel};
 use vessel_vmm::config::{MAX_MEM_MIB, MAX_VCPUS, MIN_MEM_MIB};
-use vessel_vmm::controller::{Controller, ControllerOptions, DEFAULT_ID};
+use vessel_vmm::controller::{Controller, ControllerOptions, Start, DEFAULT_ID};
 use vessel_vmm::logger::Log;
 use vessel_vmm::{ConsoleOutput, VmConfig, VmExitReason};
 
@@ -26,7 +26,7 @@ pub struct RunArgs {
     /// Guest kernel: ELF vmlinux (PVH entry when present) or bzImage.
     /// Without it (and without --config-file) the VM waits on --api-sock
     /// for PUT /boot-source and InstanceStart.
-    #[arg(long, value_name = "PATH", required_unless_present_any = ["config_file", "api_sock"])]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["config_file", "api_sock", "restore"])]
     kernel: Option<PathBuf>,
     /// Initrd / initramfs.
     #[arg(long, value_name = "PATH")]
@@ -60,6 +60,18 @@ pub struct RunArgs {
     /// Run the VMM's threads without their seccomp filters.
     #[arg(long)]
     no_seccomp: bool,
+    /// Restore the microVM from this snapshot state file (PUT
+    /// /snapshot/load's snapshot_path) instead of booting a kernel.
+    #[arg(long, value_name = "SNAPSHOT", requires = "restore_mem",
+          conflicts_with_all = ["kernel", "config_file", "initrd", "cmdline", "cpus", "memory"])]
+    restore: Option<PathBuf>,
+    /// The snapshot's guest memory file (mem_backend.backend_path), mapped
+    /// privately: it is never written.
+    #[arg(long, value_name = "MEMFILE", requires = "restore")]
+    restore_mem: Option<PathBuf>,
+    /// With --restore: leave the guest paused (resume it with PATCH /vm).
+    #[arg(long, requires = "restore")]
+    restore_paused: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +109,16 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // This (main) thread becomes the VMM thread: it runs the event loop and
     // is confined by the VMM seccomp filter once the guest runs.
     let controller = Controller::new(config, boot_source, log, options);
-    let reason = controller.run(boot_source).context("The microVM failed")?;
+    let start = match (&args.restore, &args.restore_mem) {
+        (Some(snapshot_path), Some(mem_file_path)) => Start::Restore {
+            snapshot_path: snapshot_path.clone(),
+            mem_file_path: mem_file_path.clone(),
+            resume: !args.restore_paused,
+        },
+        _ if boot_source => Start::Boot,
+        _ => Start::Wait,
+    };
+    let reason = controller.run_with(start).context("The microVM failed")?;
     if reason.is_clean() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -132,6 +153,7 @@ fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log, bool)> {
         }
         None => match (&args.kernel, &args.api_sock) {
             (Some(kernel), _) => VmConfig::new(kernel),
+            (None, _) if args.restore.is_some() => VmConfig::new(""),
             (None, Some(_)) => VmConfig::new(""),
             (None, None) => {
                 return Err(anyhow!("--kernel, --config-file or --api-sock is required"))
