@@ -193,12 +193,12 @@ fn bad_input_gets_clear_errors() {
     std::fs::write(
         &config,
         format!(
-            r#"{{"boot-source": {{"kernel_image_path": "{}"}}, "drives": [{{"drive_id": "rootfs"}}]}}"#,
+            r#"{{"boot-source": {{"kernel_image_path": "{}"}}, "pmem": [{{"id": "p"}}]}}"#,
             path(&kernel)
         ),
     )
     .expect("write");
     let out = vessel(&["vm", "run", "--config-file", path(&config)]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("`drives`: block devices are not supported"));
+    assert!(text(&out.stderr).contains("`pmem`: pmem devices are not supported"));
 }

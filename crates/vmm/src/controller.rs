@@ -389,6 +389,7 @@ impl Controller {
             ApiRequest::Action(ActionType::FlushMetrics) => {
                 Err("Cannot flush metrics: vessel has no metrics sink yet.".into())
             }
+            ApiRequest::Device(req) => self.decide_device(req),
             ApiRequest::SetVmState(state) => {
                 let vm = self.running()?;
                 match state {
@@ -512,16 +513,17 @@ impl Controller {
             }
             v
         });
+        let devices = self.devices_json();
         json!({
             "boot-source": boot,
             "machine-config": self.machine_json(),
             "logger": logger,
-            "drives": [],
-            "network-interfaces": [],
+            "drives": devices["drives"],
+            "network-interfaces": devices["network-interfaces"],
             "pmem": [],
-            "vsock": null,
-            "balloon": null,
-            "entropy": null,
+            "vsock": devices["vsock"],
+            "balloon": devices["balloon"],
+            "entropy": devices["entropy"],
             "metrics": null,
             "mmds-config": null,
             "cpu-config": null,
@@ -531,5 +533,6 @@ impl Controller {
     }
 }
 
+mod devices;
 #[cfg(test)]
 mod tests;

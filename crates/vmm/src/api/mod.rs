@@ -3,6 +3,7 @@
 //! serves the socket on a thread of its own and hands each request to the
 //! VMM thread ([`crate::controller`]), which alone decides and acts.
 
+pub mod devices;
 pub mod http;
 pub mod request;
 pub mod server;

@@ -33,6 +33,8 @@ pub enum ApiRequest {
     Action(ActionType),
     /// `PATCH /vm`.
     SetVmState(VmState),
+    /// A device endpoint ([`super::devices`]).
+    Device(super::devices::DeviceRequest),
     /// `PUT /snapshot/create`.
     CreateSnapshot(CreateSnapshotParams),
     /// `PUT /snapshot/load`.
@@ -129,15 +131,18 @@ pub fn route(req: &Request) -> Result<ApiRequest, String> {
             body(req, "snapshot/create").map(ApiRequest::CreateSnapshot)
         }
         (Method::Put, "/snapshot/load") => body(req, "snapshot/load").map(ApiRequest::LoadSnapshot),
-        (method, path) => Err(format!(
-            "Invalid request method and/or path: {} {path}.",
-            method.as_str()
-        )),
+        (method, path) => match super::devices::route(req) {
+            Some(device) => device.map(ApiRequest::Device),
+            None => Err(format!(
+                "Invalid request method and/or path: {} {path}.",
+                method.as_str()
+            )),
+        },
     }
 }
 
 /// Parses the JSON body; the error names the field and what is wrong.
-fn body<T: DeserializeOwned>(req: &Request, what: &str) -> Result<T, String> {
+pub(super) fn body<T: DeserializeOwned>(req: &Request, what: &str) -> Result<T, String> {
     if req.body.is_empty() {
         return Err(format!("The {what} request needs a JSON body."));
     }

@@ -5,9 +5,10 @@
 //! The file is untrusted input. Every error names the field the way
 //! Firecracker does (`machine-config.vcpu_count`), unknown fields are
 //! rejected (serde's "unknown field `x`, expected one of …"), and sections
-//! for devices vessel does not have yet (`drives`, `network-interfaces`,
-//! `vsock`, …) are accepted only when empty or `null`, so that a config is
-//! never half applied.
+//! vessel does not have yet (`pmem`, `metrics`, `mmds-config`, …) are
+//! accepted only when empty or `null`, so that a config is never half
+//! applied. The device sections (`drives`, `network-interfaces`, `vsock`,
+//! `entropy`, `balloon`) are [`super::devices`]' types.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ use linux_loader::cmdline::Cmdline;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
+use super::devices::{
+    BalloonConfig, DeviceConfigError, DevicesConfig, DriveConfig, EntropyConfig, NetConfig,
+    VsockConfig,
+};
 use super::{VmConfig, DEFAULT_CMDLINE, MAX_MEM_MIB, MAX_VCPUS, MIN_MEM_MIB};
 use crate::arch::x86_64::layout::CMDLINE_MAX_SIZE;
 
@@ -57,6 +62,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A device section.
+    #[error(transparent)]
+    Device(#[from] DeviceConfigError),
     /// A section or value for something vessel does not implement yet.
     #[error("Invalid VM config at `{field}`: {what} not supported by vessel yet ({accepted})")]
     Unsupported {
@@ -82,18 +90,23 @@ pub struct FileConfig {
     /// `logger`.
     #[serde(default)]
     pub logger: Option<LoggerConfig>,
+    /// `drives`: block devices.
     #[serde(default)]
-    drives: Option<Vec<IgnoredAny>>,
+    pub drives: Option<Vec<DriveConfig>>,
+    /// `network-interfaces`: virtio-net on taps.
     #[serde(rename = "network-interfaces", default)]
-    network_interfaces: Option<Vec<IgnoredAny>>,
+    pub network_interfaces: Option<Vec<NetConfig>>,
     #[serde(default)]
     pmem: Option<Vec<IgnoredAny>>,
+    /// `vsock`.
     #[serde(default)]
-    vsock: Option<IgnoredAny>,
+    pub vsock: Option<VsockConfig>,
+    /// `balloon`.
     #[serde(default)]
-    balloon: Option<IgnoredAny>,
+    pub balloon: Option<BalloonConfig>,
+    /// `entropy`.
     #[serde(default)]
-    entropy: Option<IgnoredAny>,
+    pub entropy: Option<EntropyConfig>,
     #[serde(default)]
     metrics: Option<IgnoredAny>,
     #[serde(rename = "mmds-config", default)]
@@ -270,30 +283,49 @@ impl FileConfig {
                 return Err(invalid("logger.log_path", "empty path"));
             }
         }
+        config.devices = self.devices();
+        config.devices.check(config.memory_mib)?;
         Ok(config)
+    }
+
+    /// The device sections (the root drive first, as Firecracker orders
+    /// drives).
+    pub fn devices(&self) -> DevicesConfig {
+        let mut drives = self.drives.clone().unwrap_or_default();
+        drives.sort_by_key(|d| !d.is_root_device);
+        DevicesConfig {
+            drives,
+            net: self.network_interfaces.clone().unwrap_or_default(),
+            vsock: self.vsock.clone(),
+            entropy: self.entropy.clone(),
+            balloon: self.balloon.clone(),
+            ..DevicesConfig::default()
+        }
     }
 
     fn check_unsupported(&self) -> Result<(), ConfigError> {
         const EMPTY_LIST: &str = "only an empty list is accepted";
         const NULL: &str = "only null is accepted";
         let lists = [
-            ("drives", "block devices are", &self.drives),
+            ("pmem", "pmem devices are", self.pmem.as_ref().map(Vec::len)),
             (
                 "network-interfaces",
                 "network interfaces are",
-                &self.network_interfaces,
+                self.network_interfaces.as_ref().map(Vec::len),
             ),
-            ("pmem", "pmem devices are", &self.pmem),
         ];
-        for (field, what, list) in lists {
-            if list.as_ref().is_some_and(|l| !l.is_empty()) {
+        for (field, what, len) in lists {
+            if len.is_some_and(|n| n > 0) {
                 return Err(unsupported(field, what, EMPTY_LIST));
             }
         }
+        if self.vsock.is_some() {
+            return Err(unsupported("vsock", "the vsock device is", NULL));
+        }
+        if self.balloon.is_some() {
+            return Err(unsupported("balloon", "the balloon device is", NULL));
+        }
         let sections = [
-            ("vsock", "the vsock device is", &self.vsock),
-            ("balloon", "the balloon device is", &self.balloon),
-            ("entropy", "the entropy device is", &self.entropy),
             ("metrics", "metrics are", &self.metrics),
             ("mmds-config", "the MMDS is", &self.mmds_config),
             ("cpu-config", "custom CPU templates are", &self.cpu_config),

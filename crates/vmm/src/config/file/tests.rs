@@ -165,14 +165,15 @@ fn bad_command_lines_are_refused() {
 }
 
 #[test]
-fn device_sections_must_be_empty() {
+fn sections_vessel_lacks_must_be_empty() {
     for (section, value) in [
-        ("drives", r#"[{"drive_id": "rootfs"}]"#),
-        ("network-interfaces", r#"[{"iface_id": "eth0"}]"#),
         ("pmem", "[{}]"),
+        (
+            "network-interfaces",
+            r#"[{"iface_id": "eth0", "host_dev_name": "tap0"}]"#,
+        ),
         ("vsock", r#"{"guest_cid": 3, "uds_path": "/v.sock"}"#),
-        ("balloon", "{}"),
-        ("entropy", "{}"),
+        ("balloon", r#"{"amount_mib": 1, "deflate_on_oom": false}"#),
         ("metrics", r#"{"metrics_path": "/m"}"#),
         ("mmds-config", "{}"),
         ("cpu-config", r#""/t.json""#),
@@ -225,4 +226,75 @@ fn oversized_files_are_refused() {
     assert!(e.contains("big.json") && e.contains("larger"), "{e}");
     let e = load(&dir.path().join("missing.json")).expect_err("missing");
     assert!(e.to_string().contains("missing.json"), "{e}");
+}
+
+#[test]
+fn device_sections_are_read_with_firecracker_names() {
+    let json = r#"{"boot-source": {"kernel_image_path": "/k"},
+      "drives": [
+        {"drive_id": "data", "path_on_host": "/d.img", "is_root_device": false,
+         "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 100}}},
+        {"drive_id": "rootfs", "path_on_host": "/r.img", "is_root_device": true,
+         "is_read_only": true, "cache_type": "Writeback"}],
+      "entropy": {"rate_limiter": {"bandwidth": {"size": 1000, "one_time_burst": 10, "refill_time": 1000}}}}"#;
+    let config = parse(json.as_bytes())
+        .expect("parses")
+        .to_vm_config()
+        .expect("valid");
+    let d = &config.devices;
+    assert_eq!(d.drives[0].drive_id, "rootfs", "the root drive first");
+    assert_eq!(d.root_cmdline().as_deref(), Some("root=/dev/vda ro"));
+    assert!(d.drives[0].is_read_only && !d.drives[1].is_read_only);
+    assert!(d.entropy.is_some());
+}
+
+#[test]
+fn bad_device_sections_name_the_field() {
+    for (section, value, want) in [
+        (
+            "drives",
+            r#"[{"drive_id": "rootfs"}]"#,
+            "missing field `is_root_device`",
+        ),
+        (
+            "drives",
+            r#"[{"drive_id": "a b", "path_on_host": "/x", "is_root_device": false}]"#,
+            "`drives[0].drive_id`",
+        ),
+        (
+            "drives",
+            r#"[{"drive_id": "a", "is_root_device": false}]"#,
+            "`drives[0].path_on_host`",
+        ),
+        (
+            "drives",
+            r#"[{"drive_id": "a", "path_on_host": "/x", "is_root_device": false, "io_engine": "Async"}]"#,
+            "`drives[0].io_engine`",
+        ),
+        (
+            "drives",
+            r#"[{"drive_id": "a", "path_on_host": "/x", "is_root_device": false, "cache_type": "Fast"}]"#,
+            "unknown variant `Fast`",
+        ),
+        (
+            "drives",
+            r#"[{"drive_id": "a", "path_on_host": "/x", "is_root_device": true}, {"drive_id": "b", "path_on_host": "/y", "is_root_device": true}]"#,
+            "more than one root device",
+        ),
+        (
+            "vsock",
+            r#"{"guest_cid": 3, "uds_path": "/v.sock", "port": 1}"#,
+            "unknown field `port`",
+        ),
+        (
+            "entropy",
+            r#"{"rate_limiter": {"ops": {"size": 1}}}"#,
+            "missing field `refill_time`",
+        ),
+    ] {
+        let json =
+            format!(r#"{{"boot-source": {{"kernel_image_path": "/k"}}, "{section}": {value}}}"#);
+        let e = err(&json);
+        assert!(e.contains(want), "{section} {value}: {e}");
+    }
 }
