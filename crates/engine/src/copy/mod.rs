@@ -8,11 +8,11 @@
 //! a container are resolved in the container's root ([`view`]), so a
 //! symlink in the container cannot make `cp` read or write a host file.
 
-// mod cp;
+mod cp;
 pub mod tree;
-// mod view;
+mod view;
 
-// pub use cp::{CopyOptions, Endpoint};
+pub use cp::{CopyOptions, Endpoint};
 
 use std::io::{self, Read};
 use std::os::fd::BorrowedFd;

@@ -32,14 +32,14 @@ pub fn append_tree<W: Write>(
     append_fd(out, fd, path)
 }
 
-/// Append the directory open as `dir` as `path` (its own entry) and its
-/// contents below it.
-pub fn append_dir<W: Write>(
+/// Append what `fd` is open on (a directory with everything below it) as
+/// `path`.
+pub fn append_opened<W: Write>(
     out: &mut tar::Builder<W>,
-    dir: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
     path: &Path,
 ) -> Result<(), CopyError> {
-    let fd = reopen(dir, libc::O_PATH | libc::O_DIRECTORY).map_err(CopyError::read(path))?;
+    let fd = fd.try_clone_to_owned().map_err(CopyError::read(path))?;
     append_fd(out, fd, path)
 }
 

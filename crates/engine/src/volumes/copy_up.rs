@@ -34,7 +34,7 @@ pub fn copy_up(volumes: &VolumeStore, name: &str, root: BorrowedFd<'_>, dest: &s
     let target = File::open(&data).map_err(EngineError::io("cannot open", &data))?;
     let shown = data.display().to_string();
     copy::pipe_into(
-        |b| tree::append_dir(b, src.as_fd(), Path::new(".")),
+        |b| tree::append_opened(b, src.as_fd(), Path::new(".")),
         target.as_fd(),
         true,
         &shown,

@@ -8,6 +8,7 @@
 mod build;
 mod commit;
 mod containers;
+mod cp;
 mod create_args;
 mod format;
 mod images;
@@ -76,6 +77,8 @@ enum Command {
     Commit(commit::CommitArgs),
     /// List the files a container added, changed or deleted.
     Diff(containers::DiffArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
     /// Write a container's filesystem as a tar archive.
     Export(containers::ExportArgs),
     /// Manage images.
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Command::Commit(a) => (commit::commit(c, &a), None),
         Command::Diff(a) => (containers::diff(c, &a), None),
         Command::Export(a) => (containers::export(c, &a), None),
+        Command::Cp(a) => (cp::cp(c, &a), None),
         Command::Image(cmd) => (images::image(c, cmd), Some(1)),
         Command::Images(a) => (images::image(c, images::ImageCommand::Ls(a)), Some(1)),
         Command::Rmi(a) => (images::image(c, images::ImageCommand::Rm(a)), Some(1)),
