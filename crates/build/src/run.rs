@@ -30,6 +30,9 @@ pub fn run(
         entrypoint: Some(Vec::new()),
         env: env.to_vec(),
         network,
+        // BuildKit's behaviour: what a RUN writes under a VOLUME path stays
+        // in the layer (docker's classic builder lost it in a volume).
+        no_image_volumes: true,
         ..Default::default()
     };
     let engine_err = |e| BuildError::Engine(Box::new(e));

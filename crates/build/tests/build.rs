@@ -215,3 +215,21 @@ fn stages_the_target_does_not_use_are_not_built() {
         chain(&e)
     );
 }
+
+#[test]
+fn what_a_run_writes_under_a_volume_path_stays_in_the_image() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine(tmp.path());
+    let ctx = context(
+        tmp.path(),
+        &[(
+            "Containerfile",
+            "FROM localhost/busybox\nVOLUME /data\nRUN mkdir -p /data && echo kept > /data/f\nCMD [\"cat\", \"/data/f\"]\n",
+        )],
+    );
+    build(&engine, &options(&ctx, "localhost/volbuild"), tmp.path()).unwrap();
+    // The container's anonymous /data volume starts from the image's content.
+    let (out, code) = run_image(&engine, "localhost/volbuild", tmp.path());
+    assert_eq!((out.as_str(), code), ("kept\n", 0));
+}

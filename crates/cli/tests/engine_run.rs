@@ -355,3 +355,90 @@ fn commit_makes_an_image_of_the_containers_changes() {
     assert_eq!(out.status.code(), Some(125));
     s.ok(&["rm", "-f", "live", "src"]);
 }
+
+#[test]
+fn a_resized_terminal_reaches_the_container() {
+    let s = Store::new();
+    let script = "while :; do stty size; read x || break; done; echo bye";
+    follows_resizes(&s, &["run", "--rm", "-it", IMAGE, "sh", "-c", script]);
+    s.ok(&["run", "-d", "--name", "resize", IMAGE, "sleep", "60"]);
+    follows_resizes(&s, &["exec", "-it", "resize", "sh", "-c", script]);
+    s.ok(&["rm", "-f", "resize"]);
+}
+
+/// Run `args` (whose process prints its terminal size after each line of
+/// input until end of input) on a terminal of ours, resize it, and check the
+/// process sees the new size.
+fn follows_resizes(s: &Store, args: &[&str]) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let size = nix::pty::Winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = s
+        .cmd(args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let (tx, rx) = mpsc::channel();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |want: &str, poke: &mut dyn FnMut()| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut poked = Instant::now() - Duration::from_secs(1);
+        while !seen.contains(want) {
+            let tail: String = seen
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "never saw {want:?}; the output begins {tail:?}"
+            );
+            if poked.elapsed() >= Duration::from_millis(500) {
+                poke();
+                poked = Instant::now();
+            }
+            if let Ok(b) = rx.recv_timeout(Duration::from_millis(100)) {
+                seen.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+    };
+    wait_for("24 80", &mut || {});
+    // Resize the outer terminal and tell vessel, as a terminal emulator
+    // does; each newline makes the container print its size again.
+    vessel_engine::tty::set_window_size(&master.as_fd(), (30, 100));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    wait_for("30 100", &mut || {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH);
+        let _ = master.write_all(b"\n");
+    });
+    // Ctrl-D: end of input for the container's `read`.
+    master.write_all(b"\x04").unwrap();
+    wait_for("bye", &mut || {});
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status} {seen:?}");
+}

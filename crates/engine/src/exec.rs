@@ -131,7 +131,19 @@ impl Engine {
         let mut p = spec.process().clone().unwrap_or_default();
         p.set_args(Some(req.cmd.clone()));
         p.set_terminal(Some(req.tty));
-        p.set_console_size(None);
+        // The pty starts with the caller's size: the process may look at it
+        // before the relay gets the master.
+        p.set_console_size(if req.tty {
+            tty::window_size(&std::io::stdout()).map(|(rows, cols)| {
+                oci_spec::runtime::BoxBuilder::default()
+                    .height(u64::from(rows))
+                    .width(u64::from(cols))
+                    .build()
+                    .expect("both fields are set")
+            })
+        } else {
+            None
+        });
         let mut env = p.env().clone().unwrap_or_default();
         for e in &req.env {
             if !e.contains('=') || e.starts_with('=') {
@@ -241,6 +253,9 @@ pub fn relay_terminal(master: OwnedFd, pid: Pid, interactive: bool) -> Result<i3
     } else {
         None
     };
+    // A resized terminal: its new size goes to the pty (read from a
+    // signalfd, so no handler is installed by a library).
+    let winch = WinchWatch::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut input_open = interactive;
     let mut code = None;
@@ -253,6 +268,9 @@ pub fn relay_terminal(master: OwnedFd, pid: Pid, interactive: bool) -> Result<i3
             };
         }
         let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if let Some(w) = &winch {
+            fds.push(PollFd::new(w.fd.as_fd(), PollFlags::POLLIN));
+        }
         if input_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
@@ -268,12 +286,23 @@ pub fn relay_terminal(master: OwnedFd, pid: Pid, interactive: bool) -> Result<i3
                 })
             }
         }
-        let out_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let in_ready = fds
-            .get(1)
-            .and_then(|f| f.revents())
-            .is_some_and(|r| !r.is_empty());
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let out_ready = ready(0);
+        let winch_ready = winch.is_some() && ready(1);
+        let in_ready = input_open && ready(fds.len() - 1);
         drop(fds);
+        if winch_ready {
+            if let Some(w) = &winch {
+                while let Ok(Some(_)) = w.fd.read_signal() {}
+            }
+            if let Some(size) = tty::window_size(&stdout) {
+                tty::set_window_size(&master, size);
+            }
+        }
         if out_ready {
             match nix::unistd::read(master.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(nix::Error::EIO) => break,
@@ -308,4 +337,35 @@ fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()
         }
     }
     Ok(())
+}
+
+/// SIGWINCH blocked and read from a signalfd for as long as a terminal is
+/// relayed; unblocked again on drop.
+struct WinchWatch {
+    fd: nix::sys::signalfd::SignalFd,
+    mask: nix::sys::signal::SigSet,
+}
+
+impl WinchWatch {
+    /// `None` if the signalfd cannot be made (then sizes are not followed).
+    fn new() -> Option<WinchWatch> {
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        let mut mask = nix::sys::signal::SigSet::empty();
+        mask.add(nix::sys::signal::Signal::SIGWINCH);
+        mask.thread_block().ok()?;
+        match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(fd) => Some(WinchWatch { fd, mask }),
+            Err(_) => {
+                let _ = mask.thread_unblock();
+                None
+            }
+        }
+    }
+}
+
+impl Drop for WinchWatch {
+    fn drop(&mut self) {
+        while let Ok(Some(_)) = self.fd.read_signal() {}
+        let _ = self.mask.thread_unblock();
+    }
 }

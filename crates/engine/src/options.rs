@@ -64,6 +64,10 @@ pub struct CreateOptions {
     pub mounts: Vec<String>,
     /// `--volumes-from CONTAINER[:ro|rw]` values as given.
     pub volumes_from: Vec<String>,
+    /// Leave the image's VOLUME paths in the container's own filesystem
+    /// instead of giving each an anonymous volume (builds: a RUN step's
+    /// writes there belong in the layer, as with BuildKit).
+    pub no_image_volumes: bool,
     /// `--ulimit` values as given.
     pub ulimits: Vec<String>,
     /// `--security-opt` values as given.

@@ -26,6 +26,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use vessel_runtime::sys::fork::{exit_child, fork, Forked};
 use vessel_runtime::{Container, StateStore};
@@ -154,10 +155,12 @@ pub fn start(engine: &Engine, id: &str, attach: Attach) -> Result<Outcome> {
     if detached {
         while let Err(nix::Error::EINTR) = waitpid(child, None) {}
     }
-    let proxy = if sig_proxy {
-        Some(SignalProxy::new()?)
-    } else {
+    // An attached caller always passes on its terminal's resizes; the
+    // other signals only with --sig-proxy.
+    let proxy = if detached {
         None
+    } else {
+        Some(SignalProxy::new(child, sig_proxy)?)
     };
     let outcome = read_reports(engine, id, File::from(read_end), detached, proxy.as_ref());
     drop(proxy);
@@ -205,25 +208,32 @@ fn read_reports(
 }
 
 /// The caller's terminal signals, blocked and read from a signalfd while it
-/// waits, forwarded to the container's init.
+/// waits, forwarded to the container's init; SIGWINCH (the caller's
+/// terminal was resized) goes to the monitor, which holds the pty and
+/// copies the new size to it.
 #[derive(Debug)]
 struct SignalProxy {
     fd: SignalFd,
     mask: SigSet,
+    monitor: Pid,
 }
 
 impl SignalProxy {
-    const SIGNALS: [Signal; 4] = [
+    /// Forwarded to the container's init with --sig-proxy.
+    const FORWARDED: [Signal; 4] = [
         Signal::SIGINT,
         Signal::SIGTERM,
         Signal::SIGHUP,
         Signal::SIGQUIT,
     ];
 
-    fn new() -> Result<SignalProxy> {
+    fn new(monitor: Pid, forward: bool) -> Result<SignalProxy> {
         let mut mask = SigSet::empty();
-        for s in Self::SIGNALS {
-            mask.add(s);
+        mask.add(Signal::SIGWINCH);
+        if forward {
+            for s in Self::FORWARDED {
+                mask.add(s);
+            }
         }
         mask.thread_block().map_err(|source| EngineError::Sys {
             call: "sigprocmask",
@@ -234,7 +244,7 @@ impl SignalProxy {
                 call: "signalfd",
                 source,
             })?;
-        Ok(SignalProxy { fd, mask })
+        Ok(SignalProxy { fd, mask, monitor })
     }
 
     /// Wait until `reports` is readable, forwarding signals meanwhile.
@@ -252,8 +262,12 @@ impl SignalProxy {
             let report_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
             if sig_ready {
                 while let Ok(Some(info)) = self.fd.read_signal() {
-                    if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                        forward(engine, id, sig);
+                    match Signal::try_from(info.ssi_signo as i32) {
+                        Ok(Signal::SIGWINCH) => {
+                            let _ = nix::sys::signal::kill(self.monitor, Signal::SIGWINCH);
+                        }
+                        Ok(sig) => forward(engine, id, sig),
+                        Err(_) => {}
                     }
                 }
             }

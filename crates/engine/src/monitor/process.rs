@@ -253,7 +253,8 @@ fn run(
     }
 }
 
-/// SIGCHLD and SIGPIPE, blocked and read from a signalfd while the relay
+/// SIGCHLD, SIGPIPE and SIGWINCH (sent by an attached caller whose
+/// terminal was resized), blocked and read from a signalfd while the relay
 /// runs; unblocked (pending ones consumed) before the next container is
 /// created, because a signal mask is inherited across fork and exec.
 struct RelaySignals {
@@ -266,6 +267,7 @@ impl RelaySignals {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGPIPE);
+        mask.add(Signal::SIGWINCH);
         mask.thread_block().map_err(sys("sigprocmask"))?;
         let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(sys("signalfd"))?;

@@ -111,7 +111,13 @@ pub(super) fn run(
                 }
                 3 => forward_input(&mut s, &mut buf),
                 _ => {
-                    while let Ok(Some(_)) = signals.read_signal() {}
+                    while let Ok(Some(info)) = signals.read_signal() {
+                        if info.ssi_signo == nix::libc::SIGWINCH as u32 {
+                            if let Some(pty) = &s.pty {
+                                copy_window_size(s.caller_out, pty);
+                            }
+                        }
+                    }
                     if code.is_none() {
                         code = reap(init);
                     } else {

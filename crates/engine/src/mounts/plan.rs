@@ -73,7 +73,10 @@ pub(crate) fn plan(
         }
     }
 
-    let image_volumes = image.and_then(|c| c.volumes().clone()).unwrap_or_default();
+    let image_volumes = match image.and_then(|c| c.volumes().clone()) {
+        Some(v) if !opts.no_image_volumes => v,
+        _ => Default::default(),
+    };
     for path in image_volumes {
         let dest = parse::destination("VOLUME (of the image)", &path, &path)?;
         if !taken.contains(&dest) {

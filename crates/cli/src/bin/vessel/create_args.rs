@@ -221,6 +221,7 @@ impl CreateArgs {
             volumes: self.volume.clone(),
             mounts: self.mount.clone(),
             volumes_from: self.volumes_from.clone(),
+            no_image_volumes: false,
             ulimits: self.ulimit.clone(),
             security_opts: self.security_opt.clone(),
             init: self.init,
