@@ -31,26 +31,17 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "engine.sh: containers need root" >&2; exit 1; }
 bash scripts/install-deps.sh
-command -v podman >/dev/null || apt-get install -y podman >/dev/null || apt-get install -y podman >/dev/null
 [ "$build" = 1 ] && cargo build --release -p vessel-cli --quiet
 
 work=$(mktemp -d /tmp/vessel-bench-engine.XXXXXX)
 vessel="$PWD/target/release/vessel --root $work/vessel --runroot $work/vessel-run"
-cat >"$work/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
-podman="podman --root $work/podman --runroot $work/podman-run --storage-driver overlay"
+. bench/lib/podman.sh
+podman_prepare "$work"
 cleanup() {
   $podman rm -af >/dev/null 2>&1 || true
   $podman system reset -f >/dev/null 2>&1 || true
   for id in $($vessel ps -aq --no-trunc 2>/dev/null); do $vessel rm -f "$id" >/dev/null 2>&1 || true; done
-  grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  unmount_under "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT

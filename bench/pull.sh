@@ -36,28 +36,19 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "pull.sh: needs root (podman and vessel stores)" >&2; exit 1; }
 bash scripts/install-deps.sh
-command -v podman >/dev/null || apt-get install -y podman >/dev/null || apt-get install -y podman >/dev/null
 [ "$build" = 1 ] && cargo build --release -p vessel-cli --quiet
 
 work=$(mktemp -d /tmp/vessel-bench-pull.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 vessel_bin="$PWD/target/release/vessel"
 vessel="$vessel_bin --root $work/vessel --runroot $work/vessel-run"
-cat >"$work/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
-podman="podman --root $work/podman --runroot $work/podman-run --storage-driver overlay"
+. bench/lib/podman.sh
+podman_prepare "$work"
 registry_pid=
 cleanup() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
   $podman system reset -f >/dev/null 2>&1 || true
-  grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  unmount_under "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
