@@ -85,6 +85,11 @@ impl Engine {
         &self.volumes
     }
 
+    /// Where the engine keeps its state.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// The runtime's state directory.
     pub fn runtime_root(&self) -> PathBuf {
         self.config.run_root.join("runtime")
@@ -112,6 +117,8 @@ impl Engine {
         let mut config = options::merge(image.config.config().as_ref(), opts, &id, &host)?;
         mounts::plan(self, image.config.config().as_ref(), opts, &mut config)?;
         let top = self.images.unpack(&image).map_err(image_err)?;
+        self.reconcile_networks()?;
+        let config = crate::network::check(self, config)?;
 
         let mut record = ContainerRecord {
             id: id.clone(),
@@ -141,6 +148,7 @@ impl Engine {
             mounts::prepare(&self.volumes, &rootfs, &record.config.mounts)?;
             let mut spec = spec::generate(&id, &record.config, &user, init.as_deref())?;
             mounts::add_to_spec(&mut spec, &self.volumes, &record.config.mounts)?;
+            crate::network::add_to_spec(self, &record, &mut spec)?;
             store::write_json(&self.containers.dir(&id).join("config.json"), &spec)
         });
         if let Err(e) = made {
@@ -224,6 +232,7 @@ impl Engine {
 
     /// `vessel ps -a`: every container, oldest first (reconciled).
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        self.reconcile_networks()?;
         self.containers
             .list()?
             .into_iter()
@@ -280,6 +289,7 @@ impl Engine {
             Err(RuntimeError::NotFound(_)) => {}
             Err(e) => return Err(rt_err(e)),
         }
+        crate::network::release(self, &id)?;
         rootfs::remove(&self.images, &id, &self.containers.rootfs(&id))?;
         self.containers.remove(&id)?;
         match mounts {

@@ -156,6 +156,15 @@ pub enum EngineError {
     /// `vessel cp` failed.
     #[error("Copy")]
     Copy(#[from] crate::copy::CopyError),
+    /// Networking failed (a network, an endpoint, a published port).
+    #[error("{what}")]
+    Network {
+        /// What was being done (`Container ID: network`, `Network NAME`).
+        what: String,
+        /// The reason.
+        #[source]
+        source: vessel_net::NetError,
+    },
     /// A system call of the engine itself failed.
     #[error("{call} failed")]
     Sys {

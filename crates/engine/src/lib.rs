@@ -21,6 +21,7 @@ pub mod logs;
 pub mod monitor;
 pub mod mounts;
 pub mod names;
+pub mod network;
 pub mod options;
 pub mod record;
 pub mod rootfs;

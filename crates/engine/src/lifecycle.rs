@@ -93,6 +93,9 @@ impl Engine {
                 if let Some(c) = self.runtime_container(&id)? {
                     let _ = c.delete(DeleteOptions { force: true });
                 }
+                if !r.state.status.is_active() {
+                    crate::network::release(self, &id)?;
+                }
                 Ok(r)
             })
     }

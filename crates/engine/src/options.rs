@@ -44,8 +44,16 @@ pub struct CreateOptions {
     pub cap_drop: Vec<String>,
     /// `--privileged`.
     pub privileged: bool,
-    /// `--network none|host`.
+    /// `--network none|host|bridge|NAME|container:X` (the kind).
     pub network: NetworkMode,
+    /// The networks of bridge mode (empty: `bridge`).
+    pub networks: Vec<String>,
+    /// `container:X`: the container X (name or id).
+    pub network_container: Option<String>,
+    /// `-p` values as given.
+    pub publish: Vec<String>,
+    /// `-P`: publish every port the image exposes.
+    pub publish_all: bool,
     /// `-t`.
     pub tty: bool,
     /// `-i`.
@@ -158,7 +166,7 @@ pub fn merge(
     let hostname = match (&opts.hostname, opts.network) {
         (Some(h), _) => h.clone(),
         (None, NetworkMode::Host) => host_hostname.to_owned(),
-        (None, NetworkMode::None) => id.chars().take(12).collect(),
+        (None, _) => id.chars().take(12).collect(),
     };
     let hostname_ok = !hostname.is_empty()
         && hostname.len() <= 64
@@ -191,6 +199,7 @@ pub fn merge(
         .iter()
         .map(|t| flags::tmpfs(t))
         .collect::<Result<Vec<_>>>()?;
+    let network = crate::network::plan(image, opts)?;
     let ulimits = opts
         .ulimits
         .iter()
@@ -210,6 +219,9 @@ pub fn merge(
         cap_drop: normalize_caps("--cap-drop", &opts.cap_drop)?,
         privileged: opts.privileged,
         network: opts.network,
+        networks: network.networks,
+        network_container: network.container,
+        ports: network.ports,
         tty: opts.tty,
         open_stdin: opts.interactive,
         auto_remove: opts.auto_remove,

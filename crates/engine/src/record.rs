@@ -31,6 +31,12 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace.
     Host,
+    /// Attached to bridge networks (`bridge` or user-defined ones, listed
+    /// in `ContainerConfig::networks`).
+    Bridge,
+    /// Another container's network namespace (`container:ID`, the id in
+    /// `ContainerConfig::network_container`).
+    Container,
 }
 
 /// Resource limits (`-m`, `--memory-swap`, `--cpus`, `--pids-limit`).
@@ -73,6 +79,16 @@ pub struct ContainerConfig {
     pub privileged: bool,
     /// `--network`.
     pub network: NetworkMode,
+    /// The networks of bridge mode (`--network bridge|NAME`, `network
+    /// connect`), the first one primary.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// The container whose network namespace `--network container:X` joins (its id).
+    #[serde(default)]
+    pub network_container: Option<String>,
+    /// `-p`/`-P`: the ports to publish.
+    #[serde(default)]
+    pub ports: Vec<vessel_net::PortSpec>,
     /// `-t`: the process gets a pseudo-terminal.
     #[serde(default)]
     pub tty: bool,

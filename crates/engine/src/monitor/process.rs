@@ -136,6 +136,7 @@ fn run(
             None
         };
 
+        let network = crate::network::attach(engine, id)?;
         let opts = RtCreate {
             id: id.to_owned(),
             bundle: dir.clone(),
@@ -149,12 +150,15 @@ fn run(
         };
         drop(listener);
         let _ = std::fs::remove_file(&console_path);
-        let mut c = created?;
+        let mut c = created.inspect_err(|_| {
+            let _ = crate::network::release(engine, id);
+        })?;
         if let Some(m) = &master {
             relay::copy_window_size(caller_out.as_ref(), m);
         }
         if let Err(e) = c.start() {
             let _ = Container::load(&rt, id).and_then(|c| c.delete(DeleteOptions { force: true }));
+            let _ = crate::network::release(engine, id);
             return Err(rt_err(e));
         }
         // The monitor's own 0/1/2 must not keep the container's pipes open.
@@ -200,6 +204,9 @@ fn run(
         });
         let cleanup =
             Container::load(&rt, id).and_then(|c| c.delete(DeleteOptions { force: true }));
+        // Ports, addresses and rules are released when the container stops.
+        drop(network);
+        crate::network::release(engine, id)?;
         let record = store.update(id, |r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;

@@ -76,7 +76,7 @@ pub fn generate(
         json!({"type": "cgroup"}),
     ];
     let mut sysctl = json!({});
-    if cfg.network == NetworkMode::None {
+    if matches!(cfg.network, NetworkMode::None | NetworkMode::Bridge) {
         namespaces.push(json!({"type": "network"}));
         // Docker's defaults for a private network namespace.
         sysctl = json!({
