@@ -26,6 +26,17 @@ fn run_rm_echo_and_exit_codes() {
     let out = s.vessel(&["run", "--rm", IMAGE, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
     assert!(stderr(&out).contains("no-such-command"), "{}", stderr(&out));
+    let out = s.vessel(&["run", "--rm", IMAGE, "/no/such/file"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    // There but not runnable: 126, with execve's reason.
+    for (cmd, why) in [
+        ("/etc/passwd", "permission denied"),
+        ("/etc", "is a directory"),
+    ] {
+        let out = s.vessel(&["run", "--rm", IMAGE, cmd]);
+        assert_eq!(out.status.code(), Some(126), "{cmd}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{cmd}: {}", stderr(&out));
+    }
 
     // vessel's own errors: 125 with the reason.
     let out = s.vessel(&["run", "--rm", "--cpus", "-1", IMAGE, "true"]);

@@ -195,15 +195,17 @@ impl EngineError {
     }
 
     /// The exit code docker gives this error: 127 when the command is not
-    /// found in the image, else 125 (the engine failed). The runtime checks
-    /// `process.args[0]` before the container starts and reports it by that
-    /// field name (also across the init's error channel, as text); docker's
-    /// 126 (found but not executable) is not told apart by the runtime yet.
+    /// found in the image, 126 when it is there but cannot be run (not
+    /// executable, a directory), else 125 (the engine failed). The runtime
+    /// checks `process.args[0]` before the container starts and reports it
+    /// by that field name with execve's words (also across the init's error
+    /// channel, as text).
     pub fn exit_code(&self) -> i32 {
-        if self.chain().iter().any(|c| c.contains("process.args[0]")) {
-            127
-        } else {
-            125
+        let chain = self.chain();
+        match chain.iter().find(|c| c.contains("process.args[0]")) {
+            Some(c) if c.contains("permission denied") || c.contains("is a directory") => 126,
+            Some(_) => 127,
+            None => 125,
         }
     }
 }

@@ -95,11 +95,17 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
         reason: format!("{arg0:?}: {why}"),
     };
     if arg0.contains('/') {
+        use std::os::unix::fs::PermissionsExt;
         let p = PathBuf::from(arg0);
-        return if is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(not_found("no such executable file"))
+        // execve's own words, so that callers (and users) can tell a
+        // missing program from one that cannot be run (docker: 127 vs 126).
+        return match std::fs::metadata(&p) {
+            Err(_) => Err(not_found("no such file or directory")),
+            Ok(m) if m.is_dir() => Err(not_found("is a directory")),
+            Ok(m) if !m.is_file() || m.permissions().mode() & 0o111 == 0 => {
+                Err(not_found("permission denied"))
+            }
+            Ok(_) => Ok(p),
         };
     }
     let path_var = env
