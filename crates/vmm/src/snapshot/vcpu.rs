@@ -141,6 +141,15 @@ fn read_msrs(fd: &VcpuFd, indices: &[u32]) -> Result<Vec<Raw<kvm_msr_entry>>, Vc
     Ok(out)
 }
 
+/// `get()` when KVM has what it reads.
+fn optional<T>(
+    wanted: bool,
+    what: &'static str,
+    get: impl FnOnce() -> Result<T, kvm_ioctls::Error>,
+) -> Result<Option<T>, VcpuStateError> {
+    wanted.then(get).transpose().map_err(kvm(what))
+}
+
 /// Saves the vCPU behind `fd`. Call on a paused vCPU whose pending I/O has
 /// been completed (see [`crate::vcpu::Vcpu::run_loop`]).
 pub fn save(fd: &VcpuFd, ctx: &SaveContext) -> Result<VcpuState, VcpuStateError> {
@@ -148,31 +157,14 @@ pub fn save(fd: &VcpuFd, ctx: &SaveContext) -> Result<VcpuState, VcpuStateError>
     let regs = fd.get_regs().map_err(kvm("read the registers"))?;
     let sregs = fd.get_sregs().map_err(kvm("read the special registers"))?;
     let fpu = fd.get_fpu().map_err(kvm("read the FPU state"))?;
-    let xsave = ctx
-        .xsave
-        .then(|| fd.get_xsave().map(Raw))
-        .transpose()
-        .map_err(kvm("read the XSAVE area"))?;
-    let xcrs = ctx
-        .xcrs
-        .then(|| fd.get_xcrs().map(Raw))
-        .transpose()
-        .map_err(kvm("read the XCRs"))?;
-    let debugregs = ctx
-        .debugregs
-        .then(|| fd.get_debug_regs().map(Raw))
-        .transpose()
-        .map_err(kvm("read the debug registers"))?;
-    let lapic = ctx
-        .irqchip
-        .then(|| fd.get_lapic().map(Raw))
-        .transpose()
-        .map_err(kvm("read the local APIC"))?;
-    let tsc_khz = ctx
-        .tsc_khz
-        .then(|| fd.get_tsc_khz())
-        .transpose()
-        .map_err(kvm("read the TSC frequency"))?;
+    let xsave = optional(ctx.xsave, "read the XSAVE area", || fd.get_xsave())?.map(Raw);
+    let xcrs = optional(ctx.xcrs, "read the XCRs", || fd.get_xcrs())?.map(Raw);
+    let debugregs = optional(ctx.debugregs, "read the debug registers", || {
+        fd.get_debug_regs()
+    })?
+    .map(Raw);
+    let lapic = optional(ctx.irqchip, "read the local APIC", || fd.get_lapic())?.map(Raw);
+    let tsc_khz = optional(ctx.tsc_khz, "read the TSC frequency", || fd.get_tsc_khz())?;
     let cpuid = fd
         .get_cpuid2(MAX_CPUID_ENTRIES)
         .map_err(kvm("read the CPUID"))?
