@@ -88,8 +88,20 @@ impl Store {
         self.ok(&["inspect", "-f", template, c]).trim().to_owned()
     }
 
-    /// Every mount under this store (none may be left after removal).
+    /// Every mount under this store that a container made (none may be
+    /// left after removal). The run root's `netns` directory is mounted on
+    /// itself once, for good, as `ip netns` does with /run/netns (so that a
+    /// container's namespace file is not copied into other mount
+    /// namespaces); that one is the store's, not a container's.
     pub fn mounts(&self) -> Vec<String> {
+        let netns_dir = self.runroot().join("netns").to_string_lossy().into_owned();
+        self.all_mounts()
+            .into_iter()
+            .filter(|m| *m != netns_dir)
+            .collect()
+    }
+
+    fn all_mounts(&self) -> Vec<String> {
         let root = self.dir.path().to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
@@ -109,7 +121,7 @@ impl Drop for Store {
                 let _ = self.cmd(&["rm", "-f", id]).output();
             }
         });
-        for m in self.mounts().iter().rev() {
+        for m in self.all_mounts().iter().rev() {
             let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
         }
     }
