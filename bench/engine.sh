@@ -3,7 +3,8 @@
 #
 # Benchmarks the `vessel` engine (release build) against podman, side by
 # side in one run (hyperfine), on the same busybox image:
-#   run    `vessel run --rm IMG /bin/true`  vs  `podman run --rm --network none IMG /bin/true`
+#   run    `vessel run --rm --network none IMG /bin/true`  vs  the same with podman
+#          (bench/network.sh compares the default bridges)
 #   load   `vessel load -i ARCHIVE`         vs  `podman load -i ARCHIVE` (same archive;
 #          the image is removed before each timed load)
 # Prints hyperfine's table and the ratios vessel/podman (below 1: vessel is faster).
@@ -52,7 +53,7 @@ $podman load -q -i "$work/busybox.tar" >/dev/null
 echo "== image: localhost/busybox ($(du -h "$work/busybox.tar" | cut -f1) archive), $n runs each"
 
 hyperfine -N --warmup 3 --runs "$n" --export-json "$work/run.json" \
-  -n vessel "$vessel run --rm localhost/busybox /bin/true" \
+  -n vessel "$vessel run --rm --network none localhost/busybox /bin/true" \
   -n podman "$podman run --rm --network none localhost/busybox /bin/true"
 
 hyperfine -N --warmup 2 --runs "$n" --export-json "$work/load.json" \
