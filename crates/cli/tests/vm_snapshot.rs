@@ -328,3 +328,45 @@ fn broken_snapshots_are_refused_and_nothing_starts() {
     assert!(body.contains("not allowed after configuring"), "{body}");
     vmm.kill();
 }
+
+/// SIGTERM and SIGINT stop `vessel vm run` cleanly: exit code 128 + the
+/// signal's number, the reason on stderr, the API socket removed, and the
+/// guest stopped (not left running by a half-dead VMM).
+#[test]
+fn sigterm_and_sigint_stop_the_vmm_cleanly() {
+    require_kvm();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let guest = counter_guest(d);
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let name = format!("sig{signal}");
+        let vmm = Vmm::start(d, &name, &["--kernel", p(&guest), "--memory", "32"], true);
+        vmm.wait_lines(3);
+        let sock = vmm.sock.clone().expect("socket");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(vmm.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let console = vmm.console.clone();
+        let (exit, err) = vmm.wait();
+        assert_eq!(exit, code, "SIG{signal}: {err}");
+        assert!(err.contains("stopped by signal"), "{err}");
+        assert!(!sock.exists(), "SIG{signal} left the API socket");
+        // The guest stopped with the VMM: its console no longer grows.
+        let len = std::fs::metadata(&console).expect("console").len();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(std::fs::metadata(&console).expect("console").len(), len);
+    }
+    // Before anything was started, too.
+    let vmm = Vmm::start(d, "idle", &[], true);
+    let sock = vmm.sock.clone().expect("socket");
+    Command::new("kill")
+        .args(["-TERM", &vmm.child.id().to_string()])
+        .status()
+        .expect("kill");
+    let (exit, err) = vmm.wait();
+    assert_eq!(exit, 143, "{err}");
+    assert!(!sock.exists());
+}

@@ -266,6 +266,7 @@ fn spawn_vcpu(
     control: &Arc<VcpuControl>,
     seccomp: bool,
     notify: Notify,
+    ready: std::sync::mpsc::Sender<()>,
 ) -> Result<JoinHandle<()>, VmmError> {
     let index = vcpu.index();
     let (pio, mmio, control) = (devices.pio.clone(), devices.mmio.clone(), control.clone());
@@ -277,6 +278,8 @@ fn spawn_vcpu(
             } else {
                 Ok(())
             };
+            // Named and confined (or failed): the builder may go on.
+            drop(ready);
             let result = result.and_then(|()| vcpu.run_loop(&pio, &mmio, &control));
             control.vcpu_gone(index);
             notify(VmEvent::Vcpu(index, result));
@@ -316,8 +319,16 @@ pub(crate) fn spawn_vcpus(
         control.request_pause();
     }
     let mut threads = Vec::with_capacity(vcpus.len());
+    let (ready, confined) = std::sync::mpsc::channel();
     for vcpu in vcpus {
-        match spawn_vcpu(vcpu, &devices, &control, seccomp, notify.clone()) {
+        match spawn_vcpu(
+            vcpu,
+            &devices,
+            &control,
+            seccomp,
+            notify.clone(),
+            ready.clone(),
+        ) {
             Ok(t) => threads.push(t),
             Err(e) => {
                 RunningVm::new(vm, devices, control, threads, snapshots).stop();
@@ -325,6 +336,10 @@ pub(crate) fn spawn_vcpus(
             }
         }
     }
+    // Every vCPU thread has its name and seccomp filter when the VM is
+    // reported started (each drops its sender once confined).
+    drop(ready);
+    let _ = confined.recv();
     let running = RunningVm::new(vm, devices, control, threads, snapshots);
     if paused {
         running.wait_parked();

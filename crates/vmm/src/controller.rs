@@ -45,6 +45,9 @@ pub enum ControllerError {
     /// Restoring a snapshot.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The thread that waits for SIGTERM/SIGINT.
+    #[error("Cannot set up the SIGTERM/SIGINT handling")]
+    Signals(#[source] std::io::Error),
 }
 
 /// What [`Controller::run_with`] does before it serves the API.
@@ -79,6 +82,8 @@ pub struct ControllerOptions {
 enum Message {
     Api(ApiRequest, Sender<Response>),
     Vm(VmEvent),
+    /// SIGTERM or SIGINT ([`Controller::stop_on_signals`]).
+    Signal(i32),
 }
 
 /// The VMM thread's state.
@@ -96,6 +101,8 @@ pub struct Controller {
     log: Log,
     vm: Option<RunningVm>,
     started: Option<Instant>,
+    /// Whether SIGTERM/SIGINT stop the VM ([`Controller::stop_on_signals`]).
+    stop_on_signals: bool,
     tx: Sender<Message>,
     rx: Receiver<Message>,
 }
@@ -160,6 +167,7 @@ impl Controller {
             log,
             vm: None,
             started: None,
+            stop_on_signals: false,
             tx,
             rx,
         }
@@ -182,8 +190,24 @@ impl Controller {
         self.run_with(if start_now { Start::Boot } else { Start::Wait })
     }
 
+    /// Makes SIGTERM and SIGINT end [`Controller::run_with`] cleanly
+    /// (vCPUs stopped, API socket removed) with [`VmExitReason::Signal`].
+    /// For a process whose VMM thread is the one calling `run_with`.
+    pub fn stop_on_signals(mut self) -> Self {
+        self.stop_on_signals = true;
+        self
+    }
+
     /// [`Controller::run`], with a snapshot restore as a way to start.
     pub fn run_with(mut self, start: Start) -> Result<VmExitReason, ControllerError> {
+        if self.stop_on_signals {
+            // Before any other thread exists: they all inherit the mask.
+            let tx = self.tx.clone();
+            signals::start(self.options.seccomp, move |signal| {
+                let _ = tx.send(Message::Signal(signal));
+            })
+            .map_err(ControllerError::Signals)?;
+        }
         let api = match &self.options.api_socket {
             Some(path) => {
                 let tx = self.tx.clone();
@@ -239,6 +263,17 @@ impl Controller {
                 Message::Api(req, reply) => {
                     let response = self.handle(req);
                     let _ = reply.send(response);
+                }
+                Message::Signal(signal) => {
+                    self.log.info(&format!(
+                        "stopping on signal {signal}: {}",
+                        if self.vm.is_some() {
+                            "stopping the vCPUs"
+                        } else {
+                            "nothing started"
+                        }
+                    ));
+                    return Ok(VmExitReason::Signal(signal));
                 }
                 Message::Vm(event) => {
                     let Some(result) = outcome(event) else {
@@ -534,5 +569,6 @@ impl Controller {
 }
 
 mod devices;
+mod signals;
 #[cfg(test)]
 mod tests;

@@ -150,6 +150,8 @@ const VMM: &[i64] = &[
     libc::SYS_statx,
     libc::SYS_unlink,
     libc::SYS_lseek,
+    // The vessel-signals thread: sigwait for SIGTERM/SIGINT.
+    libc::SYS_rt_sigtimedwait,
     // PUT /snapshot/create: temporary files written, synced and renamed.
     libc::SYS_openat,
     libc::SYS_ftruncate,

@@ -82,6 +82,8 @@ pub enum VmExitReason {
     Crash,
     /// The boot vCPU halted with nothing to wake it (no in-kernel APIC).
     Halted,
+    /// The VMM was told to stop by this signal (SIGTERM, SIGINT).
+    Signal(i32),
 }
 
 impl VmExitReason {
@@ -98,6 +100,7 @@ impl VmExitReason {
             VmExitReason::TripleFault => "triple fault",
             VmExitReason::Crash => "crash",
             VmExitReason::Halted => "halted",
+            VmExitReason::Signal(_) => "stopped by a signal",
         }
     }
 }

@@ -108,7 +108,7 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     // This (main) thread becomes the VMM thread: it runs the event loop and
     // is confined by the VMM seccomp filter once the guest runs.
-    let controller = Controller::new(config, boot_source, log, options);
+    let controller = Controller::new(config, boot_source, log, options).stop_on_signals();
     let start = match (&args.restore, &args.restore_mem) {
         (Some(snapshot_path), Some(mem_file_path)) => Start::Restore {
             snapshot_path: snapshot_path.clone(),
@@ -119,6 +119,11 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
         _ => Start::Wait,
     };
     let reason = controller.run_with(start).context("The microVM failed")?;
+    if let VmExitReason::Signal(signal) = reason {
+        // As a shell reports a process ended by a signal: 128 + its number.
+        eprintln!("vessel: stopped by signal {signal}; the microVM's vCPUs were stopped");
+        return Ok(ExitCode::from(128 + u8::try_from(signal).unwrap_or(0)));
+    }
     if reason.is_clean() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -134,6 +139,7 @@ fn describe(reason: VmExitReason) -> &'static str {
         VmExitReason::TripleFault => "triple fault (a vCPU faulted with no way to handle it)",
         VmExitReason::Crash => "crash reported by the guest",
         VmExitReason::Halted => "the boot vCPU halted with nothing to wake it",
+        VmExitReason::Signal(_) => "stopped by a signal",
     }
 }
 
