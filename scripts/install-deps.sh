@@ -3,11 +3,11 @@
 # machine. Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 
-# binutils: the VMM tests assemble their tiny guests with as/ld.
+# binutils, gcc: the VMM tests assemble and compile their tiny guests (as/ld, C).
 # docker-registry, skopeo, umoci, apache2-utils: the registry client's tests run a real
 # registry (htpasswd makes its bcrypt password file, openssl signs test tokens)
 # and check digests with skopeo.
-PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 nftables procps time python3 binutils docker-registry skopeo umoci apache2-utils openssl tini)
+PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 nftables procps time python3 binutils gcc docker-registry skopeo umoci apache2-utils openssl tini)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
