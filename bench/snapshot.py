@@ -65,7 +65,12 @@ def wait_path(path, timeout=10.0):
 
 def http(sock_path, method, path, body):
     s = socket.socket(socket.AF_UNIX)
-    s.connect(sock_path)
+    for _ in range(5000):
+        try:
+            s.connect(sock_path)  # the path exists from bind(), before listen()
+            break
+        except ConnectionRefusedError:
+            time.sleep(0.0005)
     s.sendall(
         f"{method} {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
     )
@@ -103,6 +108,7 @@ def vessel_load(a, work):
         os.unlink(sock)
     pid, rfd, _ = spawn([a.vessel, "vm", "run", "--api-sock", sock, "--console", "stdio"])
     wait_path(sock)
+    http(sock, "GET", "/", "").close()  # listening: the API is up, as QMP is below
     body = json.dumps({"snapshot_path": f"{work}/vessel.state",
                        "mem_backend": {"backend_type": "File", "backend_path": f"{work}/vessel.mem"},
                        "resume_vm": True})
