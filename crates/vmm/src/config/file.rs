@@ -319,9 +319,6 @@ impl FileConfig {
                 return Err(unsupported(field, what, EMPTY_LIST));
             }
         }
-        if self.vsock.is_some() {
-            return Err(unsupported("vsock", "the vsock device is", NULL));
-        }
         if self.balloon.is_some() {
             return Err(unsupported("balloon", "the balloon device is", NULL));
         }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{chain, Controller};
 use crate::api::devices::DeviceRequest;
 use crate::config::devices::DevicesConfig;
-use crate::devices::virtio::block;
+use crate::devices::virtio::{block, vsock};
 
 impl Controller {
     /// Decides a device request.
@@ -32,7 +32,13 @@ impl Controller {
                 self.update_devices(|d| d.entropy = Some(entropy))
             }
             DeviceRequest::PutNet(..) => Err(not_yet("network interfaces are")),
-            DeviceRequest::PutVsock(_) => Err(not_yet("the vsock device is")),
+            DeviceRequest::PutVsock(v) => {
+                self.pre_boot()?;
+                v.check().map_err(|e| e.to_string())?;
+                // The socket must bind now, as the build would bind it.
+                vsock::check_host(&v).map_err(|e| chain(&e))?;
+                self.update_devices(|d| d.vsock = Some(v))
+            }
             DeviceRequest::PutBalloon(_)
             | DeviceRequest::GetBalloon
             | DeviceRequest::PatchBalloon(_)
@@ -185,6 +191,42 @@ mod tests {
     }
 
     #[test]
+    fn vsock_is_accepted_before_boot_and_bad_values_are_refused() {
+        let mut c = controller();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("v.sock");
+        let body = |cid: u32, path: &std::path::Path| {
+            json!({ "guest_cid": cid, "uds_path": path }).to_string()
+        };
+        let (status, err) = call(&mut c, Method::Put, "/vsock", &body(2, &sock));
+        assert_eq!(status, 400);
+        assert!(err.to_string().contains("guest_cid"), "{err}");
+        std::fs::write(dir.path().join("taken"), b"").expect("file");
+        let (status, err) = call(
+            &mut c,
+            Method::Put,
+            "/vsock",
+            &body(3, &dir.path().join("taken")),
+        );
+        assert_eq!(status, 400);
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let (status, err) = call(
+            &mut c,
+            Method::Put,
+            "/vsock",
+            &body(3, &dir.path().join("no/dir/v.sock")),
+        );
+        assert_eq!(status, 400);
+        assert!(err.to_string().contains("Cannot listen"), "{err}");
+        let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+        assert_eq!(config["vsock"], Value::Null);
+        assert_eq!(call(&mut c, Method::Put, "/vsock", &body(7, &sock)).0, 204);
+        assert!(!sock.exists(), "the check leaves no socket behind");
+        let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+        assert_eq!(config["vsock"]["guest_cid"], 7);
+    }
+
+    #[test]
     fn devices_vessel_lacks_are_refused_by_name() {
         let mut c = controller();
         for (m, p, body) in [
@@ -192,11 +234,6 @@ mod tests {
                 Method::Put,
                 "/network-interfaces/eth0",
                 r#"{"iface_id": "eth0", "host_dev_name": "tap0"}"#,
-            ),
-            (
-                Method::Put,
-                "/vsock",
-                r#"{"guest_cid": 3, "uds_path": "/tmp/x.sock"}"#,
             ),
             (
                 Method::Put,

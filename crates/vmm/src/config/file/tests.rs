@@ -165,6 +165,21 @@ fn bad_command_lines_are_refused() {
 }
 
 #[test]
+fn vsock_section_is_accepted_and_a_reserved_cid_refused() {
+    let ok = r#"{"boot-source": {"kernel_image_path": "/k"}, "vsock": {"guest_cid": 3, "uds_path": "/v.sock"}}"#;
+    let config = parse(ok.as_bytes()).expect("parses");
+    let vsock = config.devices().vsock.expect("vsock");
+    assert_eq!(
+        (vsock.guest_cid, vsock.uds_path.as_path()),
+        (3, std::path::Path::new("/v.sock"))
+    );
+    let e = err(
+        r#"{"boot-source": {"kernel_image_path": "/k"}, "vsock": {"guest_cid": 1, "uds_path": "/v.sock"}}"#,
+    );
+    assert!(e.contains("vsock.guest_cid"), "{e}");
+}
+
+#[test]
 fn sections_vessel_lacks_must_be_empty() {
     for (section, value) in [
         ("pmem", "[{}]"),
@@ -172,7 +187,6 @@ fn sections_vessel_lacks_must_be_empty() {
             "network-interfaces",
             r#"[{"iface_id": "eth0", "host_dev_name": "tap0"}]"#,
         ),
-        ("vsock", r#"{"guest_cid": 3, "uds_path": "/v.sock"}"#),
         ("balloon", r#"{"amount_mib": 1, "deflate_on_oom": false}"#),
         ("metrics", r#"{"metrics_path": "/m"}"#),
         ("mmds-config", "{}"),

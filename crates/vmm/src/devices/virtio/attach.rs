@@ -20,6 +20,7 @@ use super::block::{self, BlockError};
 use super::interrupt::{Interrupt, IrqLine};
 use super::mmio::{DeviceInfo, MmioTransport, MMIO_LEN};
 use super::rng;
+use super::vsock::{self, VsockError};
 use super::worker::{self, Backend};
 use crate::arch::x86_64::layout::{IOAPIC_PINS, MMIO_GAP_START};
 use crate::config::devices::DevicesConfig;
@@ -46,6 +47,9 @@ pub enum AttachError {
     /// A device kind this build of vessel does not have yet.
     #[error("{0} are not supported by vessel yet")]
     NotYet(&'static str),
+    /// The vsock device.
+    #[error(transparent)]
+    Vsock(#[from] VsockError),
     /// The entropy device.
     #[error("Cannot set up the entropy device")]
     Rng(#[source] std::io::Error),
@@ -226,7 +230,6 @@ pub fn attach(
     }
     for (absent, what) in [
         (config.net.is_empty(), "network interfaces"),
-        (config.vsock.is_none(), "vsock devices"),
         (config.balloon.is_none(), "balloon devices"),
     ] {
         if !absent {
@@ -246,7 +249,9 @@ pub fn attach(
             |irq| Ok(block::create(drive, irq)?),
         )?;
     }
-
+    if let Some(v) = &config.vsock {
+        b.add("vsock".into(), "vsock", |irq| Ok(vsock::create(v, irq)?))?;
+    }
     if let Some(e) = &config.entropy {
         b.add("entropy".into(), "rng", |irq| {
             rng::create(e, irq).map_err(AttachError::Rng)

@@ -16,6 +16,7 @@ pub mod limited;
 pub mod mmio;
 pub mod queue;
 pub mod rng;
+pub mod vsock;
 pub mod worker;
 
 use std::ops::Range;
