@@ -644,6 +644,13 @@ impl Muxer {
     }
 }
 
+impl Drop for Muxer {
+    /// vessel bound `uds_path`, so it removes it: the next VM may use it.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.uds_path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
