@@ -23,6 +23,9 @@ pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
     let elf = dir.join(name);
     run(Command::new("as")
         .arg("--64")
+        // `.include` of another guest (counter_fast.s includes counter.s).
+        .arg("-I")
+        .arg(&guests)
         .arg("-o")
         .arg(&obj)
         .arg(guests.join(format!("{name}.s"))));
