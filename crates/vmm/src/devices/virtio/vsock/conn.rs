@@ -133,6 +133,19 @@ struct Pending {
     line: Vec<u8>,
 }
 
+/// Sets O_NONBLOCK with fcntl(2): std's `set_nonblocking` is an ioctl
+/// (FIONBIO) the VMM and device threads' seccomp filters do not allow.
+pub(super) fn nonblocking(stream: &impl std::os::fd::AsRawFd) -> std::io::Result<()> {
+    let fd = stream.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor `stream` owns; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Parses `CONNECT <port>\n` (the newline already stripped).
 pub fn parse_connect(line: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(line).ok()?;
@@ -309,9 +322,7 @@ impl Muxer {
 
     fn accept(&mut self, ops: &mut EventOps) {
         while let Ok((stream, _)) = self.listener.accept() {
-            if self.pending.len() + self.conns.len() >= MAX_CONNS
-                || stream.set_nonblocking(true).is_err()
-            {
+            if self.pending.len() + self.conns.len() >= MAX_CONNS || nonblocking(&stream).is_err() {
                 continue;
             }
             let tag = self.new_tag();
@@ -516,7 +527,7 @@ impl Muxer {
         let mut path = self.uds_path.clone().into_os_string();
         path.push(format!("_{}", key.0));
         let stream = match UnixStream::connect(&path) {
-            Ok(s) if s.set_nonblocking(true).is_ok() => s,
+            Ok(s) if nonblocking(&s).is_ok() => s,
             _ => {
                 self.rst(key);
                 return;

@@ -50,9 +50,7 @@ pub fn listen(config: &VsockConfig) -> Result<UnixListener, VsockError> {
         return Err(VsockError::Exists(path.clone()));
     }
     let listener = UnixListener::bind(path).map_err(|e| VsockError::Bind(path.clone(), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| VsockError::Bind(path.clone(), e))?;
+    conn::nonblocking(&listener).map_err(|e| VsockError::Bind(path.clone(), e))?;
     Ok(listener)
 }
 
