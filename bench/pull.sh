@@ -8,7 +8,7 @@
 # (three quarters random bytes, a quarter text, so gzip has some work),
 # over 200 MiB in the registry by default. Two comparisons:
 #   pull       `vessel pull IMG`                       vs `podman pull IMG`
-#   pull+run   `vessel pull IMG && vessel run --rm IMG true`
+#   pull+run   `vessel pull IMG && vessel run --rm --network none IMG true`
 #                                                      vs the same with podman
 # podman unpacks layers while it pulls; vessel stores the compressed blobs and
 # unpacks a layer when a container first needs it, so `pull+run` is the fair
@@ -87,7 +87,9 @@ rm -rf "$work/oci"
 total=$(du -sm "$work/registry" | cut -f1)
 echo "== image: $image, $((layers + 1)) layers, ${total} MiB in the registry, $n runs each"
 
-reset_vessel="rm -rf $work/vessel $work/vessel-run"
+# A run leaves the run root's netns directory mounted on itself (as ip netns
+# does): unmount what is under the store before deleting it.
+reset_vessel="sh -c 'grep \" $work/vessel\" /proc/self/mountinfo | cut -d\" \" -f5 | sort -r | xargs -r -n1 umount -l; rm -rf $work/vessel $work/vessel-run'"
 reset_podman="sh -c '$podman system reset -f >/dev/null 2>&1; rm -rf $work/podman $work/podman-run'"
 
 hyperfine --warmup 1 --runs "$n" --export-json "$work/pull.json" \
@@ -95,7 +97,7 @@ hyperfine --warmup 1 --runs "$n" --export-json "$work/pull.json" \
   --prepare "$reset_podman" -n podman "$podman pull -q --tls-verify=false $image"
 
 hyperfine --warmup 1 --runs "$n" --export-json "$work/pullrun.json" \
-  --prepare "$reset_vessel" -n vessel "$vessel pull -q $image && $vessel run --rm $image /bin/true" \
+  --prepare "$reset_vessel" -n vessel "$vessel pull -q $image && $vessel run --rm --network none $image /bin/true" \
   --prepare "$reset_podman" -n podman "$podman pull -q --tls-verify=false $image && $podman run --rm --network none $image /bin/true"
 
 python3 - "$work/pull.json" "$work/pullrun.json" <<'PY'
