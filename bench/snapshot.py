@@ -29,7 +29,11 @@ import statistics
 import time
 
 
+CHILDREN = set()
+
+
 def spawn(argv):
+    """Starts argv (stdout a pipe); it is killed at exit if still running."""
     rfd, wfd = os.pipe()
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -38,6 +42,7 @@ def spawn(argv):
     ]
     t0 = time.perf_counter_ns()
     pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+    CHILDREN.add(pid)
     os.close(wfd)
     return pid, rfd, t0
 
@@ -52,6 +57,7 @@ def first_byte(rfd, timeout=20.0):
 def kill(pid, rfd):
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
+    CHILDREN.discard(pid)
     os.close(rfd)
 
 
@@ -212,6 +218,7 @@ def main():
             ns = cases[k](a, a.work)
             if i >= a.warmup:
                 times[k].append(ns / 1e6)
+
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{'case':<34}{'vessel ms':>12}{'QEMU ms':>12}{'vessel/QEMU':>14}")
     for kind, label in [("load", "restore call -> first guest byte"),
@@ -223,4 +230,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for child in CHILDREN:
+            os.kill(child, signal.SIGKILL)
