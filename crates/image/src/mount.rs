@@ -79,10 +79,25 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-/// Unmount `target` (detaching it if busy is not wanted: a plain umount).
+/// Unmount `target`.
+///
+/// A plain umount first. EBUSY can be transient and not ours: a container
+/// being created at the same moment (a concurrent build step, another
+/// `run`) copies every mount into its new mount namespace, and until it has
+/// made its copies private the kernel counts them as busy peers of ours. So
+/// a busy mount is retried for a short while and then detached (the mount
+/// is ours alone; a lazy detach loses nothing once our writes are done).
 pub fn unmount(target: &Path) -> Result<(), MountError> {
-    umount2(target, MntFlags::empty()).map_err(|e| MountError::Unmount {
+    const BUSY_RETRIES: u32 = 20;
+    let fail = |e: nix::Error| MountError::Unmount {
         target: target.to_path_buf(),
         source: e.into(),
-    })
+    };
+    for _ in 0..BUSY_RETRIES {
+        match umount2(target, MntFlags::empty()) {
+            Err(nix::Error::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            other => return other.map_err(fail),
+        }
+    }
+    umount2(target, MntFlags::MNT_DETACH).map_err(fail)
 }
