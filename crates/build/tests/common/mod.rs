@@ -8,85 +8,16 @@ use vessel_build::{BuildError, BuildOptions, Built, Output};
 use vessel_engine::{Attach, CreateOptions, Engine, EngineConfig, NetworkMode, Outcome, Stdio};
 use vessel_image::Reference;
 
+pub use vessel_testkit::error_chain as chain;
+
 /// These tests run containers: they fail without root, never skip.
 pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "vessel-build's integration tests run containers and need root"
-    );
-}
-
-fn add(
-    b: &mut tar::Builder<Vec<u8>>,
-    kind: tar::EntryType,
-    path: &str,
-    mode: u32,
-    data: &[u8],
-    link: Option<&str>,
-) {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_600_000_000);
-    h.set_size(data.len() as u64);
-    match link {
-        Some(l) => b.append_link(&mut h, path, l).unwrap(),
-        None => b.append_data(&mut h, path, data).unwrap(),
-    }
+    vessel_testkit::require_root("vessel-build's integration tests (they run containers)");
 }
 
 /// A busybox root filesystem tarball: every applet, /etc/passwd with `www`.
 pub fn busybox_rootfs() -> Vec<u8> {
-    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
-    let list = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    use tar::EntryType::{Directory, Regular, Symlink};
-    for d in ["bin", "etc", "tmp", "var", "var/www"] {
-        add(
-            &mut b,
-            Directory,
-            d,
-            if d == "tmp" { 0o1777 } else { 0o755 },
-            b"",
-            None,
-        );
-    }
-    add(&mut b, Regular, "bin/busybox", 0o755, &busybox, None);
-    for applet in String::from_utf8(list.stdout).unwrap().lines() {
-        if applet != "busybox" {
-            add(
-                &mut b,
-                Symlink,
-                &format!("bin/{applet}"),
-                0o777,
-                b"",
-                Some("busybox"),
-            );
-        }
-    }
-    let passwd = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/sh\n";
-    add(
-        &mut b,
-        Regular,
-        "etc/passwd",
-        0o644,
-        passwd.as_bytes(),
-        None,
-    );
-    add(
-        &mut b,
-        Regular,
-        "etc/group",
-        0o644,
-        b"root:x:0:\nwww:x:33:\n",
-        None,
-    );
-    b.into_inner().unwrap()
+    vessel_testkit::busybox_rootfs(vessel_testkit::Applets::All)
 }
 
 /// A fresh engine under `dir` with `localhost/busybox` imported.
@@ -158,16 +89,4 @@ pub fn run_image(engine: &Engine, image: &str, dir: &Path) -> (String, i32) {
         (_, o) => panic!("attached run returned {o:?}"),
     };
     (std::fs::read_to_string(path).unwrap(), code)
-}
-
-/// The error and all its causes, as the CLI prints them.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -9,73 +9,14 @@ use vessel_image::Digest;
 
 /// Tests that run containers fail loudly without root (never skip).
 pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test runs containers and needs root"
-    );
+    vessel_testkit::require_root("this test runs containers and");
 }
 
-fn add(
-    b: &mut tar::Builder<Vec<u8>>,
-    kind: tar::EntryType,
-    path: &str,
-    mode: u32,
-    data: &[u8],
-    link: Option<&str>,
-) {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_600_000_000);
-    h.set_size(data.len() as u64);
-    match link {
-        Some(l) => b.append_link(&mut h, path, l).unwrap(),
-        None => b.append_data(&mut h, path, data).unwrap(),
-    }
-}
-
-/// One layer: busybox, applet links, /etc/passwd and /etc/group with `www`.
+/// One layer: busybox, a few applet links, /etc/passwd and /etc/group with `www`.
 pub fn busybox_layer() -> Vec<u8> {
-    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
-    let mut b = tar::Builder::new(Vec::new());
-    use tar::EntryType::{Directory, Regular, Symlink};
-    for d in ["bin", "etc", "tmp", "var", "var/www"] {
-        add(
-            &mut b,
-            Directory,
-            d,
-            if d == "tmp" { 0o1777 } else { 0o755 },
-            b"",
-            None,
-        );
-    }
-    add(&mut b, Regular, "bin/busybox", 0o755, &busybox, None);
-    for applet in [
+    vessel_testkit::busybox_rootfs(vessel_testkit::Applets::Only(&[
         "sh", "echo", "id", "pwd", "hostname", "cat", "env", "true", "sleep", "ls",
-    ] {
-        add(
-            &mut b,
-            Symlink,
-            &format!("bin/{applet}"),
-            0o777,
-            b"",
-            Some("busybox"),
-        );
-    }
-    let passwd = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/sh\n";
-    let group = "root:x:0:\nwww:x:33:\naudio:x:29:www\n";
-    add(
-        &mut b,
-        Regular,
-        "etc/passwd",
-        0o644,
-        passwd.as_bytes(),
-        None,
-    );
-    add(&mut b, Regular, "etc/group", 0o644, group.as_bytes(), None);
-    b.into_inner().unwrap()
+    ]))
 }
 
 /// A `docker save` archive of one image with `layer` and `config` (the
@@ -91,15 +32,11 @@ pub fn docker_archive(layer: &[u8], config: serde_json::Value, tag: &str) -> Vec
     let config_name = format!("{}.json", Digest::of(&config).hex());
     let manifest =
         serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": ["l0/layer.tar"]}]);
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in [
-        ("l0/layer.tar", layer.to_vec()),
-        (config_name.as_str(), config.clone()),
-        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
-    ] {
-        add(&mut b, tar::EntryType::Regular, path, 0o644, &data, None);
-    }
-    b.into_inner().unwrap()
+    let mut t = vessel_testkit::Tarball::new();
+    t.file("l0/layer.tar", 0o644, layer)
+        .file(&config_name, 0o644, &config)
+        .file("manifest.json", 0o644, &serde_json::to_vec(&manifest).unwrap());
+    t.finish()
 }
 
 /// The test image's config.
