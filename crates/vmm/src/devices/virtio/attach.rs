@@ -101,6 +101,10 @@ pub struct VirtioDevices {
 
     /// What to append to the kernel command line.
     pub cmdline: String,
+    /// Socket paths bound for the devices (vsock's `uds_path`), removed
+    /// after the devices (their threads joined), on this thread: device
+    /// threads may not unlink.
+    pub bound_paths: Vec<vsock::BoundPath>,
 }
 
 struct Builder<'a> {
@@ -250,7 +254,13 @@ pub fn attach(
         )?;
     }
     if let Some(v) = &config.vsock {
-        b.add("vsock".into(), "vsock", |irq| Ok(vsock::create(v, irq)?))?;
+        let mut bound = None;
+        b.add("vsock".into(), "vsock", |irq| {
+            let (info, backend, path) = vsock::create(v, irq)?;
+            bound = Some(path);
+            Ok((info, backend))
+        })?;
+        b.out.bound_paths.extend(bound);
     }
     if let Some(e) = &config.entropy {
         b.add("entropy".into(), "rng", |irq| {

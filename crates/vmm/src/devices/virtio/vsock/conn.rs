@@ -57,6 +57,9 @@ struct Conn {
     host_eof: bool,
     /// The guest will send no more: shut the socket once `out` drains.
     guest_eof: bool,
+    /// The guest will neither send nor receive: reset the connection once
+    /// `out` drains (its last bytes still reach the host).
+    closing: bool,
     peer_buf_alloc: u32,
     peer_fwd_cnt: u32,
     /// Bytes sent to the guest.
@@ -65,8 +68,10 @@ struct Conn {
     fwd_cnt: u32,
     /// `fwd_cnt` last told to the guest.
     fwd_cnt_sent: u32,
-    /// Guest bytes the host socket did not take yet.
+    /// Bytes for the host socket not taken yet: the first `own` are
+    /// vessel's (the `OK` line), the rest the guest's.
     out: Vec<u8>,
+    own: usize,
 }
 
 impl Conn {
@@ -79,12 +84,14 @@ impl Conn {
             wants_rx: false,
             host_eof: false,
             guest_eof: false,
+            closing: false,
             peer_buf_alloc: 0,
             peer_fwd_cnt: 0,
             tx_cnt: 0,
             fwd_cnt: 0,
             fwd_cnt_sent: 0,
             out: Vec::new(),
+            own: 0,
         }
     }
 
@@ -96,13 +103,19 @@ impl Conn {
 
     fn wanted(&self) -> EventSet {
         let mut set = EventSet::empty();
-        if self.state == State::Established && !self.wants_rx && !self.host_eof {
+        if self.state == State::Established && !self.wants_rx && !self.host_eof && !self.closing {
             set |= EventSet::IN;
         }
         if !self.out.is_empty() {
             set |= EventSet::OUT;
         }
         set
+    }
+
+    /// Guest bytes received and not yet written to the host socket: what
+    /// the guest has in flight against [`BUF_ALLOC`].
+    fn in_flight(&self) -> usize {
+        self.out.len() - self.own
     }
 
     /// Writes what the socket takes of `out`; false on a socket error.
@@ -112,7 +125,11 @@ impl Conn {
                 Ok(0) => return false,
                 Ok(n) => {
                     self.out.drain(..n);
-                    self.fwd_cnt = self.fwd_cnt.wrapping_add(n as u32);
+                    // Only the guest's bytes count as forwarded: the
+                    // guest's credit knows nothing of the OK line.
+                    let own = n.min(self.own);
+                    self.own -= own;
+                    self.fwd_cnt = self.fwd_cnt.wrapping_add((n - own) as u32);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -309,6 +326,8 @@ impl Muxer {
                 if events.contains(EventSet::OUT) {
                     broken = !c.flush();
                 }
+                // A closing connection ends once its last bytes are out.
+                broken |= c.closing && c.out.is_empty();
             }
             if broken {
                 self.rst(key);
@@ -434,7 +453,6 @@ impl Muxer {
                 .active
                 .as_ref()
                 .map(|(mem, _)| packet::parse(&chain, mem, self.guest_cid));
-            self.finish(TX, chain.head, 0);
             match parsed {
                 Some(Ok(p)) => self.handle(p.header, p.payload, ops),
                 Some(Err(refused)) => {
@@ -447,6 +465,9 @@ impl Muxer {
                 }
                 None => break,
             }
+            // Used only once acted on: a driver that sees its packet back
+            // knows the device has taken it into account.
+            self.finish(TX, chain.head, 0);
         }
         any
     }
@@ -469,8 +490,9 @@ impl Muxer {
         match (h.op, c.state) {
             (op::RESPONSE, State::Connecting) => {
                 c.state = State::Established;
-                c.out
-                    .extend_from_slice(format!("OK {}\n", key.0).as_bytes());
+                let ok = format!("OK {}\n", key.0);
+                c.own += ok.len();
+                c.out.extend_from_slice(ok.as_bytes());
                 if !c.flush() {
                     self.rst(key);
                     self.close(key, ops);
@@ -479,7 +501,7 @@ impl Muxer {
             }
             (op::RW, State::Established) => {
                 // Past the credit vessel gave: the guest broke the protocol.
-                if c.out.len() + payload.len() > BUF_ALLOC as usize || c.guest_eof {
+                if c.in_flight() + payload.len() > BUF_ALLOC as usize || c.guest_eof {
                     self.rst(key);
                     self.close(key, ops);
                     return;
@@ -495,14 +517,19 @@ impl Muxer {
             (op::CREDIT_UPDATE, _) => {}
             (op::CREDIT_REQUEST, _) => self.send(key, op::CREDIT_UPDATE, 0),
             (op::SHUTDOWN, State::Established) => {
-                if h.flags & (shutdown::RCV | shutdown::SEND) == shutdown::RCV | shutdown::SEND {
+                if h.flags & shutdown::SEND != 0 {
+                    c.guest_eof = true;
+                }
+                let both = shutdown::RCV | shutdown::SEND;
+                c.closing |= h.flags & both == both;
+                // Flushing shuts the socket's sending side once `out`
+                // drains; a closing connection is then reset (the RST the
+                // guest waits for), at once or when the host took the rest.
+                let ok = c.flush();
+                if !ok || (c.closing && c.out.is_empty()) {
                     self.rst(key);
                     self.close(key, ops);
                     return;
-                }
-                if h.flags & shutdown::SEND != 0 {
-                    c.guest_eof = true;
-                    let _ = c.flush();
                 }
             }
             (op::RST, _) => {
@@ -559,7 +586,7 @@ impl Muxer {
             || self
                 .conns
                 .values()
-                .any(|c| c.wants_rx && (c.credit() > 0 || c.host_eof))
+                .any(|c| c.wants_rx && !c.closing && (c.credit() > 0 || c.host_eof))
     }
 
     /// Gives the guest packets; whether any was given.
@@ -590,6 +617,7 @@ impl Muxer {
                 }
                 None => {
                     let _ = self.with_queue(RX, |q, _| unpop(q));
+                    break;
                 }
             }
         }
@@ -608,7 +636,7 @@ impl Muxer {
         let keys: Vec<Key> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.wants_rx && (c.credit() > 0 || c.host_eof))
+            .filter(|(_, c)| c.wants_rx && !c.closing && (c.credit() > 0 || c.host_eof))
             .map(|(k, _)| *k)
             .collect();
         for key in keys {
@@ -616,6 +644,11 @@ impl Muxer {
             if c.host_eof {
                 c.wants_rx = false;
                 continue;
+            }
+            if room == 0 {
+                // A bare header buffer holds no data, and a read of 0
+                // bytes would look like the socket's end: given back empty.
+                return Some(0);
             }
             let n = u64::from(c.credit().min(MAX_PAYLOAD)).min(room) as usize;
             let mut buf = vec![0u8; n];
@@ -652,13 +685,6 @@ impl Muxer {
             }
         }
         None
-    }
-}
-
-impl Drop for Muxer {
-    /// vessel bound `uds_path`, so it removes it: the next VM may use it.
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.uds_path);
     }
 }
 

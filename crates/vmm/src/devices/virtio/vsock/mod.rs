@@ -54,6 +54,19 @@ pub fn listen(config: &VsockConfig) -> Result<UnixListener, VsockError> {
     Ok(listener)
 }
 
+/// The `uds_path` vessel bound: removed when this goes, so that the next
+/// VM may use the path. Kept with the VM's devices on the VMM thread, not
+/// in the backend: device threads run under a seccomp filter without
+/// `unlink(2)`.
+#[derive(Debug)]
+pub struct BoundPath(std::path::PathBuf);
+
+impl Drop for BoundPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Checks that `config.uds_path` can be listened on now, leaving nothing
 /// behind (the API's pre-boot check).
 pub fn check_host(config: &VsockConfig) -> Result<(), VsockError> {
@@ -88,13 +101,14 @@ impl Backend for VsockBackend {
     }
 }
 
-/// The transport's description and the backend of the vsock device;
-/// `uds_path` is bound here, before any vCPU runs.
+/// The transport's description and the backend of the vsock device, and
+/// the guard of `uds_path`, which is bound here, before any vCPU runs.
 pub fn create(
     config: &VsockConfig,
     interrupt: Arc<Interrupt>,
-) -> Result<(DeviceInfo, VsockBackend), VsockError> {
+) -> Result<(DeviceInfo, VsockBackend, BoundPath), VsockError> {
     let listener = listen(config)?;
+    let bound = BoundPath(config.uds_path.clone());
     let mut space = vec![0u8; 8];
     space.copy_from_slice(&u64::from(config.guest_cid).to_le_bytes());
     let info = DeviceInfo {
@@ -109,5 +123,5 @@ pub fn create(
         listener,
         interrupt,
     );
-    Ok((info, VsockBackend { muxer }))
+    Ok((info, VsockBackend { muxer }, bound))
 }
