@@ -6,9 +6,9 @@
 //! filter (as Firecracker's VMM thread does after boot).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -16,9 +16,11 @@ use crate::api::http::Response;
 use crate::api::server::{ApiServer, ApiServerError, Handler};
 use crate::api::{ActionType, ApiRequest, MachineConfigUpdate, VmState};
 use crate::builder::{start_vm, VmEvent, VmmError};
-use crate::config::file::{BootSource, LoggerConfig, MachineConfig};
+use crate::config::file::{BootSource, LoggerConfig, MachineConfig, MetricsConfig};
 use crate::config::{VmConfig, VmExitReason};
 use crate::logger::Log;
+use crate::metrics::api::RequestCounters;
+use crate::metrics::{self, MetricsError, MetricsWriter, METRICS};
 use crate::running::{outcome, RunningVm};
 use crate::seccomp::{self, SeccompError, ThreadKind};
 use crate::snapshot::{self, SnapshotError};
@@ -48,6 +50,9 @@ pub enum ControllerError {
     /// The thread that waits for SIGTERM/SIGINT.
     #[error("Cannot set up the SIGTERM/SIGINT handling")]
     Signals(#[source] std::io::Error),
+    /// The config's metrics file.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// What [`Controller::run_with`] does before it serves the API.
@@ -99,6 +104,12 @@ pub struct Controller {
     machine_configured: bool,
     logger: Option<LoggerConfig>,
     log: Log,
+    /// Where metrics are flushed, once configured.
+    metrics: Option<MetricsWriter>,
+    /// When the next periodic flush is due (with `metrics`).
+    metrics_due: Option<Instant>,
+    /// Between periodic flushes ([`metrics::FLUSH_INTERVAL`]).
+    metrics_interval: Duration,
     vm: Option<RunningVm>,
     started: Option<Instant>,
     /// Whether SIGTERM/SIGINT stop the VM ([`Controller::stop_on_signals`]).
@@ -130,6 +141,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 const NOT_AFTER_BOOT: &str = "The requested operation is not supported after starting the microVM.";
 const NOT_BEFORE_BOOT: &str =
     "The requested operation is not supported before starting the microVM.";
+const NO_METRICS: &str = "Cannot flush metrics: no metrics path is configured (PUT /metrics before InstanceStart, or `metrics.metrics_path` in the config file).";
 
 impl Controller {
     /// A controller for `config`. `boot_source`: the kernel in `config` was
@@ -165,6 +177,9 @@ impl Controller {
             machine_configured: false,
             logger,
             log,
+            metrics: None,
+            metrics_due: None,
+            metrics_interval: metrics::FLUSH_INTERVAL,
             vm: None,
             started: None,
             stop_on_signals: false,
@@ -208,6 +223,12 @@ impl Controller {
             })
             .map_err(ControllerError::Signals)?;
         }
+        if let Some(path) = self.config.metrics_path.clone() {
+            if let Err(e) = self.open_metrics(&path) {
+                self.log.error(&chain(&e));
+                return Err(e.into());
+            }
+        }
         let api = match &self.options.api_socket {
             Some(path) => {
                 let tx = self.tx.clone();
@@ -243,9 +264,15 @@ impl Controller {
             }
             return Err(e);
         }
+        metrics::record_startup();
         let result = self.event_loop();
         if let Some(vm) = self.vm.take() {
             vm.stop();
+        }
+        // As Firecracker: a last line on exit, with the vCPUs stopped so
+        // that their counts are final.
+        if let Err(e) = self.flush_metrics() {
+            self.log.warn(&chain(&e));
         }
         if let Some(api) = api {
             api.stop();
@@ -256,8 +283,21 @@ impl Controller {
     fn event_loop(&mut self) -> Result<VmExitReason, ControllerError> {
         loop {
             // `self.tx` keeps the channel open.
-            let Ok(message) = self.rx.recv() else {
-                return Ok(VmExitReason::Halted);
+            let received = match self.metrics_due {
+                Some(due) => self
+                    .rx
+                    .recv_timeout(due.saturating_duration_since(Instant::now())),
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let message = match received {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.flush_metrics() {
+                        self.log.warn(&chain(&e));
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(VmExitReason::Halted),
             };
             match message {
                 Message::Api(req, reply) => {
@@ -358,10 +398,12 @@ impl Controller {
 
     /// Decides one API request.
     pub fn handle(&mut self, req: ApiRequest) -> Response {
+        let counters = RequestCounters::arrived(&req);
         match self.decide(req) {
             Ok(Some(value)) => Response::json(&value),
             Ok(None) => Response::no_content(),
             Err(fault) => {
+                counters.refused();
                 self.log.warn(&format!("API request refused: {fault}"));
                 Response::fault(400, &fault)
             }
@@ -421,8 +463,20 @@ impl Controller {
                 self.running()?.send_ctrl_alt_del();
                 Ok(None)
             }
+            ApiRequest::PutMetrics(m) => {
+                self.pre_boot()?;
+                self.set_metrics(&m).map(|()| None)
+            }
             ApiRequest::Action(ActionType::FlushMetrics) => {
-                Err("Cannot flush metrics: vessel has no metrics sink yet.".into())
+                // Firecracker's order: refused before boot whatever the
+                // configuration.
+                self.running()?;
+                if self.metrics.is_none() {
+                    return Err(NO_METRICS.into());
+                }
+                self.flush_metrics()
+                    .map(|()| None)
+                    .map_err(|e| format!("Cannot flush metrics: {}", chain(&e)))
             }
             ApiRequest::Device(req) => self.decide_device(req),
             ApiRequest::SetVmState(state) => {
@@ -498,6 +552,39 @@ impl Controller {
         }
     }
 
+    /// `PUT /metrics`: opened now, so that a bad path is refused by name
+    /// and nothing changes.
+    fn set_metrics(&mut self, m: &MetricsConfig) -> Result<(), String> {
+        if self.metrics.is_some() {
+            // Firecracker's answer: the sink is set once.
+            return Err("Reinitialization of metrics not allowed.".into());
+        }
+        self.open_metrics(&m.metrics_path)
+            .map_err(|e| format!("Invalid `metrics_path`: {}", chain(&e)))?;
+        self.config.metrics_path = Some(m.metrics_path.clone());
+        Ok(())
+    }
+
+    fn open_metrics(&mut self, path: &Path) -> Result<(), MetricsError> {
+        self.metrics = Some(MetricsWriter::open(path)?);
+        self.metrics_due = Some(Instant::now() + self.metrics_interval);
+        self.log
+            .info(&format!("metrics flushed to {}", path.display()));
+        Ok(())
+    }
+
+    /// Writes one metrics line, if a sink is configured, and schedules the
+    /// next periodic flush. Runs on the VMM thread: the vCPUs only ever
+    /// touch the counters' atomics, so a flush never waits for them nor
+    /// they for it.
+    fn flush_metrics(&mut self) -> Result<(), MetricsError> {
+        let Some(writer) = &mut self.metrics else {
+            return Ok(());
+        };
+        self.metrics_due = Some(Instant::now() + self.metrics_interval);
+        writer.write(&METRICS.flush())
+    }
+
     fn set_logger(&mut self, logger: LoggerConfig) -> Result<(), String> {
         if logger
             .log_path
@@ -559,7 +646,7 @@ impl Controller {
             "vsock": devices["vsock"],
             "balloon": devices["balloon"],
             "entropy": devices["entropy"],
-            "metrics": null,
+            "metrics": self.config.metrics_path.as_ref().map(|p| json!({ "metrics_path": p })),
             "mmds-config": null,
             "cpu-config": null,
             "memory-hotplug": null,

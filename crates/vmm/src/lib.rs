@@ -19,6 +19,7 @@ pub mod devices;
 pub mod loader;
 pub mod logger;
 pub mod memory;
+pub mod metrics;
 pub mod rate_limiter;
 pub mod running;
 pub mod seccomp;

@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::http::{Method, Request};
-use crate::config::file::{BootSource, CpuTemplate, HugePages, LoggerConfig, MachineConfig};
+use crate::config::file::{
+    BootSource, CpuTemplate, HugePages, LoggerConfig, MachineConfig, MetricsConfig,
+};
 use crate::snapshot::params::{CreateSnapshotParams, LoadSnapshotParams};
 
 /// What a client asks of the VMM.
@@ -29,6 +31,8 @@ pub enum ApiRequest {
     PatchMachineConfig(MachineConfigUpdate),
     /// `PUT /logger`.
     PutLogger(LoggerConfig),
+    /// `PUT /metrics`.
+    PutMetrics(MetricsConfig),
     /// `PUT /actions`.
     Action(ActionType),
     /// `PATCH /vm`.
@@ -73,7 +77,7 @@ pub enum ActionType {
     InstanceStart,
     /// Press Ctrl+Alt+Del on the guest's i8042 keyboard.
     SendCtrlAltDel,
-    /// Flush metrics (vessel has no metrics sink yet: refused).
+    /// Write the metrics now ([`crate::metrics`]).
     FlushMetrics,
 }
 
@@ -119,6 +123,7 @@ pub fn route(req: &Request) -> Result<ApiRequest, String> {
             body(req, "machine-config").map(ApiRequest::PatchMachineConfig)
         }
         (Method::Put, "/logger") => body(req, "logger").map(ApiRequest::PutLogger),
+        (Method::Put, "/metrics") => body(req, "metrics").map(ApiRequest::PutMetrics),
         (Method::Put, "/actions") => {
             body::<ActionBody>(req, "actions").map(|b| ApiRequest::Action(b.action_type))
         }
@@ -226,6 +231,20 @@ mod tests {
             panic!("not a boot source");
         };
         assert_eq!(boot.kernel_image_path.to_str(), Some("/k"));
+        assert_eq!(
+            route(&req(Method::Put, "/metrics", r#"{"metrics_path": "/m"}"#)),
+            Ok(ApiRequest::PutMetrics(MetricsConfig {
+                metrics_path: "/m".into()
+            }))
+        );
+        assert_eq!(
+            route(&req(
+                Method::Put,
+                "/actions",
+                r#"{"action_type": "FlushMetrics"}"#
+            )),
+            Ok(ApiRequest::Action(ActionType::FlushMetrics))
+        );
     }
 
     #[test]
@@ -285,6 +304,19 @@ mod tests {
                 "at `kernel_image_path`: invalid type: integer",
             ),
             (Method::Put, "/logger", r#"{"level": "Loud"}"#, "at `level`"),
+            (
+                Method::Put,
+                "/metrics",
+                r#"{"metrics_path": 1}"#,
+                "at `metrics_path`",
+            ),
+            (
+                Method::Put,
+                "/metrics",
+                r#"{"path": "/m"}"#,
+                "unknown field `path`",
+            ),
+            (Method::Put, "/metrics", "", "needs a JSON body"),
             (
                 Method::Put,
                 "/snapshot/create",

@@ -5,7 +5,7 @@
 //! The file is untrusted input. Every error names the field the way
 //! Firecracker does (`machine-config.vcpu_count`), unknown fields are
 //! rejected (serde's "unknown field `x`, expected one of …"), and sections
-//! vessel does not have yet (`pmem`, `metrics`, `mmds-config`, …) are
+//! vessel does not have yet (`pmem`, `mmds-config`, …) are
 //! accepted only when empty or `null`, so that a config is never half
 //! applied. The device sections (`drives`, `network-interfaces`, `vsock`,
 //! `entropy`, `balloon`) are [`super::devices`]' types.
@@ -107,8 +107,9 @@ pub struct FileConfig {
     /// `entropy`.
     #[serde(default)]
     pub entropy: Option<EntropyConfig>,
+    /// `metrics`: where flushed metrics go.
     #[serde(default)]
-    metrics: Option<IgnoredAny>,
+    pub metrics: Option<MetricsConfig>,
     #[serde(rename = "mmds-config", default)]
     mmds_config: Option<IgnoredAny>,
     #[serde(rename = "cpu-config", default)]
@@ -202,6 +203,14 @@ pub struct LoggerConfig {
     pub module: Option<String>,
 }
 
+/// `metrics` (and the body of `PUT /metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A file or named pipe, opened for appending one JSON line per flush.
+    pub metrics_path: PathBuf,
+}
+
 /// Log levels, most to least severe.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -283,6 +292,12 @@ impl FileConfig {
                 return Err(invalid("logger.log_path", "empty path"));
             }
         }
+        if let Some(m) = &self.metrics {
+            if m.metrics_path.as_os_str().is_empty() {
+                return Err(invalid("metrics.metrics_path", "empty path"));
+            }
+            config.metrics_path = Some(m.metrics_path.clone());
+        }
         config.devices = self.devices();
         config.devices.check(config.memory_mib)?;
         Ok(config)
@@ -306,24 +321,13 @@ impl FileConfig {
     fn check_unsupported(&self) -> Result<(), ConfigError> {
         const EMPTY_LIST: &str = "only an empty list is accepted";
         const NULL: &str = "only null is accepted";
-        let lists = [
-            ("pmem", "pmem devices are", self.pmem.as_ref().map(Vec::len)),
-            (
-                "network-interfaces",
-                "network interfaces are",
-                self.network_interfaces.as_ref().map(Vec::len),
-            ),
-        ];
+        let lists = [("pmem", "pmem devices are", self.pmem.as_ref().map(Vec::len))];
         for (field, what, len) in lists {
             if len.is_some_and(|n| n > 0) {
                 return Err(unsupported(field, what, EMPTY_LIST));
             }
         }
-        if self.balloon.is_some() {
-            return Err(unsupported("balloon", "the balloon device is", NULL));
-        }
         let sections = [
-            ("metrics", "metrics are", &self.metrics),
             ("mmds-config", "the MMDS is", &self.mmds_config),
             ("cpu-config", "custom CPU templates are", &self.cpu_config),
             ("memory-hotplug", "memory hotplug is", &self.memory_hotplug),

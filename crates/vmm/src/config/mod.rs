@@ -47,6 +47,9 @@ pub struct VmConfig {
     /// Virtio devices ([`devices`]): drives, network interfaces, vsock,
     /// entropy, balloon.
     pub devices: devices::DevicesConfig,
+    /// Where flushed metrics go (the config file's `metrics.metrics_path`,
+    /// `PUT /metrics`); opened by the controller ([`crate::metrics`]).
+    pub metrics_path: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -64,6 +67,7 @@ impl VmConfig {
             cpuid_masks: Vec::new(),
             seccomp: true,
             devices: devices::DevicesConfig::default(),
+            metrics_path: None,
         }
     }
 }

@@ -195,8 +195,111 @@ fn state_rules_before_boot() {
         "/actions",
         r#"{"action_type": "FlushMetrics"}"#,
     );
+    // Firecracker's answer, whether or not metrics are configured.
     assert_eq!(status, 400);
-    assert!(fault(&v).contains("metrics"), "{v}");
+    assert!(fault(&v).contains("before starting"), "{v}");
+}
+
+#[test]
+fn metrics_are_opened_when_put_and_only_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = controller();
+    for (body, want) in [
+        (
+            format!(
+                r#"{{"metrics_path": "{}/no/dir/m.json"}}"#,
+                dir.path().display()
+            ),
+            format!("{}/no/dir/m.json", dir.path().display()),
+        ),
+        (
+            format!(r#"{{"metrics_path": "{}"}}"#, dir.path().display()),
+            "Is a directory".to_owned(),
+        ),
+        (
+            r#"{"metrics_path": ""}"#.to_owned(),
+            "empty path".to_owned(),
+        ),
+    ] {
+        let (status, v) = call(&mut c, Method::Put, "/metrics", &body);
+        assert_eq!(status, 400, "{body}");
+        assert!(fault(&v).contains("Invalid `metrics_path`"), "{v}");
+        assert!(fault(&v).contains(&want), "{v}");
+    }
+    // Refused requests changed nothing.
+    let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+    assert_eq!(config["metrics"], Value::Null);
+
+    let path = dir.path().join("metrics.json");
+    let body = format!(r#"{{"metrics_path": "{}"}}"#, path.display());
+    assert_eq!(call(&mut c, Method::Put, "/metrics", &body).0, 204);
+    assert!(path.exists(), "created when put");
+    let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+    assert_eq!(config["metrics"]["metrics_path"], path.to_str().unwrap());
+    let other = format!(
+        r#"{{"metrics_path": "{}"}}"#,
+        dir.path().join("other.json").display()
+    );
+    let (status, v) = call(&mut c, Method::Put, "/metrics", &other);
+    assert_eq!(status, 400);
+    assert_eq!(fault(&v), "Reinitialization of metrics not allowed.");
+    let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+    assert_eq!(config["metrics"]["metrics_path"], path.to_str().unwrap());
+}
+
+#[test]
+fn metrics_are_flushed_periodically_and_on_exit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metrics.json");
+    let mut c = controller();
+    c.config.metrics_path = Some(path.clone());
+    c.metrics_interval = Duration::from_millis(20);
+    let tx = c.tx.clone();
+    let vmm = std::thread::spawn(move || c.run_with(Start::Wait));
+    let lines = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let start = Instant::now();
+    while lines() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no periodic flush"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tx.send(Message::Signal(libc::SIGTERM)).expect("send");
+    let reason = vmm.join().expect("VMM thread").expect("clean stop");
+    assert_eq!(reason, VmExitReason::Signal(libc::SIGTERM));
+    let text = std::fs::read_to_string(&path).expect("metrics");
+    let mut last = 0;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).expect("one JSON object per line");
+        let t = v["utc_timestamp_ms"].as_u64().expect("timestamp");
+        assert!(t >= last, "timestamps go forward: {text}");
+        last = t;
+        assert!(v["vcpu"]["exit_io_out"].is_u64(), "{line}");
+        assert!(
+            v["api_server"]["process_startup_time_cpu_us"].as_u64() > Some(0),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_metrics_file_that_cannot_be_opened_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = controller();
+    let path = dir.path().join("missing/metrics.json");
+    c.config.metrics_path = Some(path.clone());
+    let err = c.run_with(Start::Wait).expect_err("refused");
+    assert!(matches!(err, ControllerError::Metrics(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -227,6 +330,9 @@ fn vm_config_round_trips_through_the_config_file_parser() {
         kernel.display()
     );
     assert_eq!(call(&mut c, Method::Put, "/boot-source", &boot).0, 204);
+    let metrics = dir.path().join("metrics.json");
+    let body = format!(r#"{{"metrics_path": "{}"}}"#, metrics.display());
+    assert_eq!(call(&mut c, Method::Put, "/metrics", &body).0, 204);
     assert_eq!(
         call(
             &mut c,
@@ -247,4 +353,5 @@ fn vm_config_round_trips_through_the_config_file_parser() {
     assert_eq!(again.kernel, kernel);
     assert_eq!((again.vcpus, again.memory_mib), (3, 96));
     assert_eq!(again.cmdline, "console=ttyS0 quiet");
+    assert_eq!(again.metrics_path, Some(metrics));
 }

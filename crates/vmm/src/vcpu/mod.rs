@@ -24,6 +24,7 @@ use crate::arch::x86_64::cpuid::{filter_cpuid, CpuidMask};
 use crate::arch::x86_64::interrupts::{set_lint, InterruptsError};
 use crate::arch::x86_64::regs::{self, BootProtocol, RegsError};
 use crate::devices::Bus;
+use crate::metrics::METRICS;
 pub use control::VcpuControl;
 
 /// Errors of a vCPU.
@@ -249,7 +250,10 @@ impl Vcpu {
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 Ok(VmExit::Interrupted)
             }
-            Err(e) => Err(VcpuError::Run(e)),
+            Err(e) => {
+                METRICS.vcpu.failures.inc();
+                Err(VcpuError::Run(e))
+            }
         }
     }
 
@@ -370,22 +374,38 @@ enum Handled {
     Stop(VcpuStop),
 }
 
-/// Routes an exit's I/O to the buses and says what it means.
+/// Routes an exit's I/O to the buses and says what it means; counts it
+/// in `vcpu` metrics.
 fn dispatch(exit: VmExit<'_>, pio: &Bus, mmio: &Bus) -> Result<Handled, VcpuError> {
+    let m = &METRICS.vcpu;
+    if matches!(
+        exit,
+        VmExit::Hlt
+            | VmExit::Shutdown
+            | VmExit::InternalError
+            | VmExit::FailEntry(_)
+            | VmExit::Other(_)
+    ) {
+        m.failures.inc();
+    }
     Ok(match exit {
         VmExit::IoIn { port, data } => {
+            m.exit_io_in.inc();
             pio.read(u64::from(port), data);
             Handled::Continue
         }
         VmExit::IoOut { port, data } => {
+            m.exit_io_out.inc();
             pio.write(u64::from(port), data);
             Handled::Continue
         }
         VmExit::MmioRead { addr, data } => {
+            m.exit_mmio_read.inc();
             mmio.read(addr, data);
             Handled::Continue
         }
         VmExit::MmioWrite { addr, data } => {
+            m.exit_mmio_write.inc();
             mmio.write(addr, data);
             Handled::Continue
         }
@@ -397,7 +417,8 @@ fn dispatch(exit: VmExit<'_>, pio: &Bus, mmio: &Bus) -> Result<Handled, VcpuErro
         VmExit::SystemEvent(KVM_SYSTEM_EVENT_RESET) => Handled::Stop(VcpuStop::Reset),
         VmExit::SystemEvent(KVM_SYSTEM_EVENT_CRASH) => Handled::Stop(VcpuStop::Crash),
         VmExit::SystemEvent(kind) => {
-            return Err(VcpuError::UnhandledExit(format!("system event {kind}")))
+            m.failures.inc();
+            return Err(VcpuError::UnhandledExit(format!("system event {kind}")));
         }
         VmExit::FailEntry(reason) => return Err(VcpuError::FailEntry(reason)),
         VmExit::Other(what) => return Err(VcpuError::UnhandledExit(what)),

@@ -123,6 +123,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `api_server.process_startup_time_us` in the VMM's metrics counts from here.
+    vessel_vmm::metrics::mark_process_start();
     let cli = Cli::parse();
     let config = EngineConfig {
         root: cli.root.unwrap_or_else(|| EngineConfig::default().root),

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// VMM log file (appended to); overrides the config file's logger.log_path.
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
+    /// Append Firecracker-format metrics (one JSON line per flush) to this
+    /// file or named pipe; overrides the config file's metrics.metrics_path.
+    #[arg(long, value_name = "PATH")]
+    metrics_path: Option<PathBuf>,
     /// Serve Firecracker's REST API on this Unix socket (which must not exist).
     #[arg(long, value_name = "PATH")]
     api_sock: Option<PathBuf>,
@@ -188,6 +192,9 @@ fn build_config(args: &RunArgs) -> anyhow::Result<(VmConfig, Log, bool)> {
         Console::File(path) => (ConsoleOutput::File(path.clone()), false),
         Console::None => (ConsoleOutput::None, false),
     };
+    if let Some(path) = &args.metrics_path {
+        config.metrics_path = Some(path.clone());
+    }
     let log_path = args.log.clone().or(log_path);
     let log = Log::open(log_path.as_deref(), level)?;
     Ok((config, log, boot_source))

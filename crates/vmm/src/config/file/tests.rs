@@ -165,6 +165,27 @@ fn bad_command_lines_are_refused() {
 }
 
 #[test]
+fn balloon_section_is_accepted_and_one_larger_than_memory_refused() {
+    let ok = r#"{"boot-source": {"kernel_image_path": "/k"}, "balloon": {"amount_mib": 64, "deflate_on_oom": true, "stats_polling_interval_s": 1}}"#;
+    let config = parse(ok.as_bytes())
+        .and_then(|f| f.to_vm_config())
+        .expect("valid");
+    let balloon = config.devices.balloon.expect("balloon");
+    assert_eq!(
+        (
+            balloon.amount_mib,
+            balloon.deflate_on_oom,
+            balloon.stats_polling_interval_s
+        ),
+        (64, true, 1)
+    );
+    let e = err(
+        r#"{"boot-source": {"kernel_image_path": "/k"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 32}, "balloon": {"amount_mib": 33, "deflate_on_oom": false}}"#,
+    );
+    assert!(e.contains("balloon.amount_mib"), "{e}");
+}
+
+#[test]
 fn vsock_section_is_accepted_and_a_reserved_cid_refused() {
     let ok = r#"{"boot-source": {"kernel_image_path": "/k"}, "vsock": {"guest_cid": 3, "uds_path": "/v.sock"}}"#;
     let config = parse(ok.as_bytes()).expect("parses");
@@ -180,15 +201,38 @@ fn vsock_section_is_accepted_and_a_reserved_cid_refused() {
 }
 
 #[test]
+fn the_metrics_section_gives_the_metrics_path() {
+    let file = parse(
+        br#"{"boot-source": {"kernel_image_path": "/k"}, "metrics": {"metrics_path": "/run/m.fifo"}}"#,
+    )
+    .expect("parses");
+    let c = file.to_vm_config().expect("valid");
+    assert_eq!(c.metrics_path.as_deref(), Some(Path::new("/run/m.fifo")));
+    let none = parse(FIRECRACKER.as_bytes()).expect("parses");
+    assert_eq!(none.to_vm_config().expect("valid").metrics_path, None);
+    for (metrics, want) in [
+        (
+            r#"{"metrics_path": ""}"#,
+            "`metrics.metrics_path`: empty path",
+        ),
+        (r#"{"metrics_path": 3}"#, "`metrics.metrics_path`"),
+        (r#"{}"#, "missing field `metrics_path`"),
+        (
+            r#"{"metrics_path": "/m", "interval": 5}"#,
+            "unknown field `interval`",
+        ),
+    ] {
+        let e = err(&format!(
+            r#"{{"boot-source": {{"kernel_image_path": "/k"}}, "metrics": {metrics}}}"#
+        ));
+        assert!(e.contains(want), "{metrics}: {e}");
+    }
+}
+
+#[test]
 fn sections_vessel_lacks_must_be_empty() {
     for (section, value) in [
         ("pmem", "[{}]"),
-        (
-            "network-interfaces",
-            r#"[{"iface_id": "eth0", "host_dev_name": "tap0"}]"#,
-        ),
-        ("balloon", r#"{"amount_mib": 1, "deflate_on_oom": false}"#),
-        ("metrics", r#"{"metrics_path": "/m"}"#),
         ("mmds-config", "{}"),
         ("cpu-config", r#""/t.json""#),
         ("memory-hotplug", "{}"),

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use vm_superio::serial::NoEvents;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::bus::{lock, BusDevice};
+use crate::metrics::UartEvents;
 use crate::seccomp::ThreadKind;
 
 /// COM1's port base.
@@ -107,7 +107,7 @@ impl Trigger for EventFdTrigger {
     }
 }
 
-type Uart = Serial<EventFdTrigger, NoEvents, Box<dyn Write + Send>>;
+type Uart = Serial<EventFdTrigger, UartEvents, Box<dyn Write + Send>>;
 
 /// The 16550 on the port bus.
 pub struct SerialDevice {
@@ -124,7 +124,7 @@ impl SerialDevice {
     /// A UART writing to `out`, raising its interrupt through `irq`.
     pub fn new(irq: EventFd, out: Box<dyn Write + Send>) -> Self {
         SerialDevice {
-            uart: Serial::new(EventFdTrigger(irq), out),
+            uart: Serial::with_events(EventFdTrigger(irq), UartEvents, out),
         }
     }
 
@@ -241,7 +241,7 @@ impl crate::snapshot::Persist for SerialDevice {
             in_buffer: s.in_buffer.clone(),
         };
         // vm-superio refuses an over-long FIFO itself (FullFifo).
-        let uart = Serial::from_state(&state, EventFdTrigger(irq), NoEvents, out)
+        let uart = Serial::from_state(&state, EventFdTrigger(irq), UartEvents, out)
             .map_err(SerialError::Restore)?;
         Ok(SerialDevice { uart })
     }

@@ -15,6 +15,7 @@ use vm_memory::GuestMemoryMmap;
 
 use super::Disk;
 use crate::devices::virtio::queue::Chain;
+use crate::metrics::METRICS;
 
 /// Sector size of the virtio-blk protocol.
 pub const SECTOR_SIZE: u64 = 512;
@@ -101,8 +102,14 @@ pub fn handle(chain: &Chain, mem: &GuestMemoryMmap, disk: &Disk) -> u32 {
     let status_at = writable - 1;
     let (status, data_written) = match parse(chain, mem) {
         Some(req) => execute(req, chain, mem, disk, status_at),
-        None => (VIRTIO_BLK_S_IOERR, 0),
+        None => {
+            METRICS.block.invalid_reqs_count.inc();
+            (VIRTIO_BLK_S_IOERR, 0)
+        }
     };
+    if status != VIRTIO_BLK_S_OK {
+        METRICS.block.execute_fails.inc();
+    }
     // The status byte is last; a guest that made it unwritable by other
     // means (it is in memory: parse checked) gets nothing more.
     let status = u8::try_from(status).unwrap_or(u8::MAX);
@@ -140,6 +147,7 @@ fn execute(
             None => return (VIRTIO_BLK_S_IOERR, 0),
         },
         RequestType::Flush => {
+            METRICS.block.flush_count.inc();
             if disk.flush {
                 disk.file.sync_data()
             } else {
@@ -192,6 +200,7 @@ fn read(
         }
         done += n as u64;
     }
+    METRICS.block.read(len);
     Ok(())
 }
 
@@ -212,6 +221,7 @@ fn write(
         disk.file.write_all_at(&buf[..n], offset + done)?;
         done += n as u64;
     }
+    METRICS.block.write(len);
     Ok(())
 }
 
