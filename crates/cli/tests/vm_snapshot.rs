@@ -261,9 +261,10 @@ fn broken_snapshots_are_refused_and_nothing_starts() {
     let mid = flipped.len() / 2;
     flipped[mid] ^= 1;
     let corrupt = broken("corrupt", &flipped);
-    let mut v2 = good.clone();
-    v2[8] = 2;
-    let version = broken("version", &v2);
+    // Version 1: a snapshot from before virtio devices were saved.
+    let mut v1 = good.clone();
+    v1[8] = 1;
+    let version = broken("version", &v1);
     let magic = broken("magic", b"not a snapshot at all, just some text\n");
     let short_mem = d.join("short.mem");
     std::fs::copy(&mem, &short_mem).expect("copy");
@@ -277,7 +278,7 @@ fn broken_snapshots_are_refused_and_nothing_starts() {
     for (state_file, mem_file, reason) in [
         (&truncated, &mem, "truncated"),
         (&corrupt, &mem, "checksum does not match"),
-        (&version, &mem, "format version 2"),
+        (&version, &mem, "format version 1"),
         (&magic, &mem, "magic number"),
         (&state, &short_mem, "16777216 bytes"),
     ] {

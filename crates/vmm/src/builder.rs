@@ -218,7 +218,7 @@ pub(crate) fn setup_devices(
 }
 
 /// Puts the virtio devices on a fresh MMIO bus (before any vCPU runs).
-fn add_virtio(devices: &mut Devices, virtio: VirtioDevices) -> Result<(), VmmError> {
+pub(crate) fn add_virtio(devices: &mut Devices, virtio: VirtioDevices) -> Result<(), VmmError> {
     let mut mmio = Bus::new();
     for d in &virtio.devices {
         mmio.insert(d.transport.clone(), d.base, MMIO_LEN)

@@ -1,5 +1,7 @@
-//! Writing a snapshot of a paused VM: each parked vCPU thread saves its own
-//! vCPU, the VMM thread saves the VM and the devices, then guest memory and
+//! Writing a snapshot of a paused VM: the virtio device threads pause
+//! between two events (see [`super::devices`]), each parked vCPU thread
+//! saves its own vCPU, the VMM thread saves the VM and the devices, then
+//! guest memory and
 //! the state go to temporary files next to their targets, which are
 //! renamed into place only once both are complete and synced: a failed or
 //! interrupted snapshot leaves any earlier snapshot at those paths whole.
@@ -133,9 +135,11 @@ pub(crate) fn create(
     if state_path == mem_path {
         return Err(SnapshotError::SamePath(state_path.to_owned()));
     }
+    // Resumed when dropped, after the memory file is written.
+    let paused = src.devices.pause_virtio();
+    let devices = src.devices.save(&paused)?;
     let vcpus = save_vcpus(src)?;
     let vm_state = vm::save(src.vm.fd(), src.context.vm).map_err(SnapshotError::SaveVm)?;
-    let devices = src.devices.save();
     let mem = src.vm.memory();
     let bytes: u64 = mem.iter().map(|r| r.len()).sum();
     let state = MicrovmState {
@@ -153,6 +157,7 @@ pub(crate) fn create(
     let r = state_file.file().write_all(&encoded);
     r.map_err(state_file.err())?;
     state_file.sync()?;
+    drop(paused);
     mem_file.commit()?;
     state_file.commit()
 }

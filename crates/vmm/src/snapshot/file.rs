@@ -21,7 +21,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::state::{InvalidState, MicrovmState};
@@ -30,7 +29,7 @@ use super::state::{InvalidState, MicrovmState};
 pub const MAGIC: [u8; 8] = *b"VSSLSNAP";
 /// The format this vessel writes and reads. Bumped whenever the encoding
 /// of [`MicrovmState`] changes; another version is refused, never guessed.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 56;
 /// The largest state file read (a 254-vCPU VM's state is about 2 MiB).
@@ -191,12 +190,6 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StateFil
         return Err(StateFileError::PayloadTrailing(rest.len()));
     }
     Ok(value)
-}
-
-/// Encodes a device's [`super::Persist`] state for
-/// [`super::state::MmioDeviceState::state`]; [`decode_payload`] reads it.
-pub fn encode_device_state<T: Serialize>(state: &T) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_stdvec(state)
 }
 
 /// Reads and parses the state file at `path` (at most [`MAX_STATE_LEN`]

@@ -9,6 +9,7 @@ use std::path::Path;
 use super::{file, memory, vcpu, vm, SnapshotError};
 use crate::builder::{self, Notify};
 use crate::config::VmConfig;
+use crate::devices::virtio::attach::restore::restore_devices;
 use crate::running::RunningVm;
 
 /// Restores the snapshot at `state_path` / `mem_path`. From `config` only
@@ -26,12 +27,6 @@ pub fn restore(
         path: state_path.to_owned(),
         source,
     })?;
-    if let Some(d) = state.devices.mmio.first() {
-        return Err(SnapshotError::Unsupported(format!(
-            "it has a {} device (`{}`), which this vessel cannot restore",
-            d.kind, d.id
-        )));
-    }
     let memory = memory::map(mem_path, &state.machine)?;
     let mut config = config.clone();
     config.vcpus = state.machine.vcpu_count;
@@ -47,8 +42,19 @@ pub fn restore(
         vcpus.push(v);
     }
     vm::restore(&vm, &state.vm).map_err(SnapshotError::RestoreVm)?;
-    let devices = builder::setup_devices(&config, &vm, notify.clone(), Some(&state.devices))
+    // Virtio first: a disk image that is missing or resized, a transport
+    // state that does not fit guest memory, refuse the snapshot before
+    // the console is opened.
+    let virtio = restore_devices(
+        &state.devices.mmio,
+        &vm,
+        config.seccomp,
+        config.devices.kvm_eventfds,
+    )
+    .map_err(|e| SnapshotError::Build(builder::VmmError::Virtio(e)))?;
+    let mut devices = builder::setup_devices(&config, &vm, notify.clone(), Some(&state.devices))
         .map_err(SnapshotError::Build)?;
+    builder::add_virtio(&mut devices, virtio).map_err(SnapshotError::Build)?;
     builder::spawn_vcpus(vm, devices, vcpus, config.seccomp, notify, !resume)
         .map_err(SnapshotError::Build)
 }

@@ -17,6 +17,7 @@
 pub mod create;
 pub mod devices;
 pub mod file;
+pub mod limits;
 pub mod load;
 pub mod memory;
 pub mod params;

@@ -15,6 +15,10 @@ use crate::config::{MAX_MEM_MIB, MAX_VCPUS, MIN_MEM_MIB};
 use crate::devices::legacy::cmos::CmosState;
 use crate::devices::legacy::i8042::I8042State;
 use crate::devices::legacy::serial::SerialState;
+use crate::devices::virtio::block::persist::BlockState;
+use crate::devices::virtio::mmio::persist::TransportState;
+use crate::devices::virtio::rng::persist::RngState;
+use crate::devices::virtio::vsock::persist::VsockState;
 use crate::memory::arch_memory_regions;
 
 /// Most MSRs one vCPU's state may list (KVM reports a few hundred at most).
@@ -160,17 +164,15 @@ pub struct DevicesState {
     pub i8042: I8042State,
     /// CMOS/RTC.
     pub cmos: CmosState,
-    /// Devices on the MMIO bus (virtio), each with its own encoded state.
-    pub mmio: Vec<MmioDeviceState>,
+    /// Devices on the MMIO bus (virtio), in bus order.
+    pub mmio: Vec<VirtioDeviceState>,
 }
 
-/// A device on the MMIO bus: where it sits and its [`super::Persist`]
-/// state, encoded with [`super::file::encode_device_state`].
+/// A virtio device on the MMIO bus: where it sits, its transport, and
+/// the state of the device behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MmioDeviceState {
-    /// Which kind of device (`"virtio-blk"`, …): picks the type to decode.
-    pub kind: String,
-    /// Its id in the configuration (a drive id, an interface id).
+pub struct VirtioDeviceState {
+    /// Its name (`block rootfs`, `vsock`, `entropy`…).
     pub id: String,
     /// MMIO base address.
     pub base: u64,
@@ -178,8 +180,44 @@ pub struct MmioDeviceState {
     pub len: u64,
     /// Interrupt line.
     pub irq: u32,
-    /// The device's own state.
-    pub state: Vec<u8>,
+    /// Registers, queues, interrupt status, configuration space.
+    pub transport: TransportState,
+    /// The device's own state, by kind.
+    pub device: MmioDeviceState,
+}
+
+/// The state of the device behind a virtio-mmio transport, one variant
+/// per kind. A new kind appends its variant (postcard numbers variants in
+/// order, so existing ones keep their encoding) and bumps
+/// [`super::file::FORMAT_VERSION`]; see docs/vmm.md, "Snapshots".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MmioDeviceState {
+    /// virtio-blk.
+    Block(BlockState),
+    /// virtio-rng.
+    Rng(RngState),
+    /// virtio-vsock.
+    Vsock(VsockState),
+}
+
+impl MmioDeviceState {
+    /// The kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MmioDeviceState::Block(_) => "virtio-blk",
+            MmioDeviceState::Rng(_) => "virtio-rng",
+            MmioDeviceState::Vsock(_) => "virtio-vsock",
+        }
+    }
+
+    /// What can be checked without the host or guest memory.
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            MmioDeviceState::Block(b) => b.validate().map_err(|e| e.to_string()),
+            MmioDeviceState::Rng(_) => Ok(()),
+            MmioDeviceState::Vsock(v) => v.validate().map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// What [`MicrovmState::validate`] refuses.
@@ -253,7 +291,16 @@ impl DevicesState {
         self.serial.validate()?;
         self.i8042.validate()?;
         self.cmos.validate()?;
-        let mut ranges: Vec<_> = self.mmio.iter().map(|d| (d.base, d.len, &d.kind)).collect();
+        for d in &self.mmio {
+            if let Err(reason) = d.device.validate() {
+                return invalid(format!("{} device `{}`: {reason}", d.device.kind(), d.id));
+            }
+        }
+        let mut ranges: Vec<_> = self
+            .mmio
+            .iter()
+            .map(|d| (d.base, d.len, d.device.kind()))
+            .collect();
         ranges.sort();
         for (base, len, kind) in &ranges {
             if *len == 0 || base.checked_add(*len).is_none() {

@@ -20,10 +20,13 @@ use super::block::{self, BlockError};
 use super::interrupt::{Interrupt, IrqLine};
 use super::mmio::{DeviceInfo, MmioTransport, MMIO_LEN};
 use super::rng;
+use super::vsock::persist::VsockState;
 use super::vsock::{self, VsockError};
 use super::worker::{self, Backend};
 use crate::arch::x86_64::layout::{IOAPIC_PINS, MMIO_GAP_START};
 use crate::config::devices::DevicesConfig;
+use crate::snapshot::state::MmioDeviceState;
+use crate::snapshot::Persist;
 use crate::vm::Vm;
 
 /// First MMIO address given to a virtio device.
@@ -53,6 +56,9 @@ pub enum AttachError {
     /// The entropy device.
     #[error("Cannot set up the entropy device")]
     Rng(#[source] std::io::Error),
+    /// A device of a snapshot.
+    #[error("Cannot restore the {0} device")]
+    Restore(String, #[source] restore::RestoreError),
     /// An eventfd, the device thread, or the VM handle.
     #[error("Cannot set up the {what} of the {device} device")]
     Host {
@@ -91,6 +97,9 @@ pub struct PlacedDevice {
     pub base: u64,
     /// Interrupt line.
     pub irq: u32,
+    /// The device's own state for snapshots (set when it is built, since
+    /// it does not change); `None` for a kind snapshots cannot save yet.
+    pub state: Option<MmioDeviceState>,
 }
 
 /// The virtio devices of a VM.
@@ -159,7 +168,19 @@ impl Builder<'_> {
         name: String,
         thread: &str,
         make: impl FnOnce(Arc<Interrupt>) -> Result<(DeviceInfo, B), AttachError>,
-    ) -> Result<(), AttachError> {
+    ) -> Result<&mut PlacedDevice, AttachError> {
+        self.place(name, thread, make, None)
+    }
+
+    /// Places a device made by `make`, with a fresh transport or, when
+    /// `restoring`, one in a snapshot's state.
+    fn place<B: Backend>(
+        &mut self,
+        name: String,
+        thread: &str,
+        make: impl FnOnce(Arc<Interrupt>) -> Result<(DeviceInfo, B), AttachError>,
+        restoring: Option<restore::Restoring<'_>>,
+    ) -> Result<&mut PlacedDevice, AttachError> {
         let (base, irq) = self.next_slot();
         let interrupt = self.interrupt(&name, irq)?;
         let (info, backend) = make(interrupt.clone())?;
@@ -195,14 +216,12 @@ impl Builder<'_> {
             .map_err(host("queue eventfd"))?;
         let worker = worker::spawn(format!("vessel-{thread}"), backend, clones, self.seccomp)
             .map_err(host("thread"))?;
-        let transport = MmioTransport::new(
-            info,
-            self.vm.memory().clone(),
-            interrupt,
-            worker,
-            queue_events,
-        )
-        .map_err(|e| AttachError::Queue(name.clone(), e))?;
+        let mem = self.vm.memory().clone();
+        let transport = match restoring {
+            None => MmioTransport::new(info, mem, interrupt, worker, queue_events)
+                .map_err(|e| AttachError::Queue(name.clone(), e))?,
+            Some(r) => r.transport(&name, info, mem, interrupt, worker, queue_events)?,
+        };
         self.out.cmdline.push_str(&format!(
             " virtio_mmio.device={}K@{base:#x}:{irq}",
             MMIO_LEN >> 10
@@ -212,8 +231,10 @@ impl Builder<'_> {
             transport: Arc::new(Mutex::new(transport)),
             base,
             irq,
+            state: None,
         });
-        Ok(())
+        let placed = self.out.devices.last_mut();
+        Ok(placed.unwrap_or_else(|| unreachable!("just pushed")))
     }
 }
 
@@ -247,11 +268,17 @@ pub fn attach(
         out: VirtioDevices::default(),
     };
     for (i, drive) in config.drives.iter().enumerate() {
-        b.add(
+        let mut saved = None;
+        let placed = b.add(
             format!("block {}", drive.drive_id),
             &format!("blk{i}"),
-            |irq| Ok(block::create(drive, irq)?),
+            |irq| {
+                let (info, backend) = block::create(drive, irq)?;
+                saved = Some(MmioDeviceState::Block(backend.save()));
+                Ok((info, backend))
+            },
         )?;
+        placed.state = saved;
     }
     if let Some(v) = &config.vsock {
         let mut bound = None;
@@ -259,13 +286,18 @@ pub fn attach(
             let (info, backend, path) = vsock::create(v, irq)?;
             bound = Some(path);
             Ok((info, backend))
-        })?;
+        })?
+        .state = Some(MmioDeviceState::Vsock(VsockState::of(v)));
         b.out.bound_paths.extend(bound);
     }
     if let Some(e) = &config.entropy {
-        b.add("entropy".into(), "rng", |irq| {
-            rng::create(e, irq).map_err(AttachError::Rng)
+        let mut saved = None;
+        let placed = b.add("entropy".into(), "rng", |irq| {
+            let (info, backend) = rng::create(e, irq).map_err(AttachError::Rng)?;
+            saved = Some(MmioDeviceState::Rng(backend.save()));
+            Ok((info, backend))
         })?;
+        placed.state = saved;
     }
 
     if let Some(root) = config.root_cmdline() {
@@ -274,3 +306,5 @@ pub fn attach(
     }
     Ok(b.out)
 }
+
+pub mod restore;

@@ -87,6 +87,14 @@ impl Interrupt {
         self.needs_reset.store(false, Ordering::SeqCst);
     }
 
+    /// Puts back a snapshot's status bits and reset request, without
+    /// raising the line (the saved interrupt controllers already hold
+    /// whatever was delivered).
+    pub fn restore(&self, status: u32, needs_reset: bool) {
+        self.status.store(status, Ordering::SeqCst);
+        self.needs_reset.store(needs_reset, Ordering::SeqCst);
+    }
+
     fn raise(&self, bit: u32) {
         self.status.fetch_or(bit, Ordering::SeqCst);
         // A failed trigger is a host problem (KVM gone while the VM is torn

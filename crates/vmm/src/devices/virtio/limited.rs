@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use event_manager::{EventOps, EventSet, Events};
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueState};
 use vm_memory::GuestMemoryMmap;
 
 use super::interrupt::Interrupt;
@@ -59,6 +59,11 @@ impl LimitedQueue {
             ));
         }
         self.active = None;
+    }
+
+    /// The queue's state, if active (for a snapshot).
+    pub fn queue_states(&self) -> Option<Vec<QueueState>> {
+        self.active.as_ref().map(|(_, q)| vec![q.state()])
     }
 
     /// Whether `tag` was the timer (it is then read, and requests may go).

@@ -15,12 +15,12 @@ use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
 };
 use virtio_bindings::virtio_mmio::*;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueState, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::interrupt::Interrupt;
-use super::worker::{Activation, Command, WorkerHandle};
+use super::worker::{Activation, Command, WorkerHandle, WorkerReport};
 use super::{ConfigSpace, VIRTIO_F_VERSION_1};
 use crate::devices::bus::BusDevice;
 
@@ -62,6 +62,11 @@ pub struct MmioTransport {
     queue_sel: u32,
     status: u32,
     activated: bool,
+    /// The queues as handed to the device thread on `DRIVER_OK` (for a
+    /// snapshot of a backend that does not report its own).
+    handed_over: Vec<QueueState>,
+    /// The device thread's report while it is paused for a snapshot.
+    paused: Option<WorkerReport>,
 }
 
 impl MmioTransport {
@@ -89,6 +94,8 @@ impl MmioTransport {
             queue_sel: 0,
             status: 0,
             activated: false,
+            handed_over: Vec::new(),
+            paused: None,
         })
     }
 
@@ -242,6 +249,7 @@ impl MmioTransport {
                 return;
             }
             self.activated = true;
+            self.handed_over = self.queues.iter().map(Queue::state).collect();
             self.worker.send(Command::Activate(Activation {
                 mem: self.mem.clone(),
                 queues: std::mem::take(&mut self.queues),
@@ -261,6 +269,7 @@ impl MmioTransport {
             self.activated = false;
         }
         self.queues = new_queues(&self.info.queue_sizes).unwrap_or_default();
+        self.handed_over.clear();
         self.interrupt.reset();
         self.status = 0;
         self.driver_features = 0;
@@ -309,5 +318,6 @@ impl BusDevice for MmioTransport {
     }
 }
 
+pub mod persist;
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,13 @@
 //! buffers are filled from the host's `getrandom`, up to
 //! [`MAX_REQUEST_BYTES`] per request, under an optional rate limiter.
 
+pub mod persist;
+
 use std::sync::Arc;
 
 use event_manager::{EventOps, EventSet};
 use virtio_bindings::virtio_ids::VIRTIO_ID_RNG;
+use virtio_queue::QueueState;
 use vm_memory::GuestMemoryMmap;
 
 use super::interrupt::Interrupt;
@@ -14,7 +17,8 @@ use super::mmio::DeviceInfo;
 use super::queue::Chain;
 use super::worker::{Activation, Backend};
 use super::{ConfigSpace, QUEUE_SIZE, VIRTIO_F_VERSION_1};
-use crate::config::devices::EntropyConfig;
+use crate::config::devices::{EntropyConfig, RateLimiterConfig};
+use crate::metrics::METRICS;
 use crate::rate_limiter::RateLimiter;
 
 /// Most bytes handed out per request (Linux asks for 64 at a time).
@@ -46,16 +50,22 @@ pub fn handle(chain: &Chain, mem: &GuestMemoryMmap) -> u32 {
         .unwrap_or(MAX_REQUEST_BYTES)
         .min(MAX_REQUEST_BYTES);
     let mut buf = vec![0u8; len];
+    METRICS.entropy.entropy_event_count.inc();
     if getrandom(&mut buf).is_err() {
+        METRICS.entropy.host_rng_fails.inc();
         return 0;
     }
-    u32::try_from(chain.write_at(mem, 0, &buf)).unwrap_or(0)
+    let written = chain.write_at(mem, 0, &buf);
+    METRICS.entropy.entropy_bytes.add(written as u64);
+    u32::try_from(written).unwrap_or(0)
 }
 
 /// The device thread's half.
 #[derive(Debug)]
 pub struct RngBackend {
     queue: LimitedQueue,
+    /// The limiter's configuration (for snapshots).
+    limits: Option<RateLimiterConfig>,
 }
 
 impl RngBackend {
@@ -86,6 +96,20 @@ impl Backend for RngBackend {
     fn reset(&mut self, ops: &mut EventOps) {
         self.queue.reset(ops);
     }
+
+    fn queue_states(&self) -> Option<Vec<QueueState>> {
+        self.queue.queue_states()
+    }
+}
+
+/// The transport's description of the entropy device.
+pub fn info() -> DeviceInfo {
+    DeviceInfo {
+        device_type: VIRTIO_ID_RNG,
+        queue_sizes: vec![QUEUE_SIZE],
+        features: VIRTIO_F_VERSION_1,
+        config: Arc::new(ConfigSpace::new(Vec::new(), 0..0)),
+    }
 }
 
 /// The transport's description and the backend of the entropy device.
@@ -93,15 +117,10 @@ pub fn create(
     config: &EntropyConfig,
     interrupt: Arc<Interrupt>,
 ) -> std::io::Result<(DeviceInfo, RngBackend)> {
-    let info = DeviceInfo {
-        device_type: VIRTIO_ID_RNG,
-        queue_sizes: vec![QUEUE_SIZE],
-        features: VIRTIO_F_VERSION_1,
-        config: Arc::new(ConfigSpace::new(Vec::new(), 0..0)),
-    };
     let limiter = RateLimiter::new(config.rate_limiter.as_ref())?;
     let backend = RngBackend {
         queue: LimitedQueue::new(interrupt, limiter),
+        limits: config.rate_limiter,
     };
-    Ok((info, backend))
+    Ok((info(), backend))
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueState};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -52,6 +52,16 @@ pub trait Backend: Send + 'static {
     /// The driver reset the device: drop the queues, unregister host
     /// descriptors, be as before activation.
     fn reset(&mut self, ops: &mut EventOps);
+    /// For a snapshot, asked between two events while the thread is
+    /// paused: the activated queues' states. `None` (the default) means
+    /// the backend returns every chain it takes to the used ring before
+    /// its event handler ends, so each queue's used index in guest memory
+    /// is both its next available and next used position (see
+    /// `mmio::persist`). A backend that keeps chains across events (a
+    /// balloon's statistics buffer) must report its queues.
+    fn queue_states(&self) -> Option<Vec<QueueState>> {
+        None
+    }
 }
 
 /// Messages from the transport.
@@ -63,6 +73,20 @@ pub enum Command {
     Reset,
     /// The VM is going away.
     Stop,
+    /// A snapshot: report on the sender, then handle nothing (no queue,
+    /// timer or socket event) until [`Command::Resume`].
+    Pause(Sender<WorkerReport>),
+    /// The snapshot is written: go on.
+    Resume,
+}
+
+/// What a paused device thread reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// The backend holds the queues (activated, not reset since).
+    pub active: bool,
+    /// [`Backend::queue_states`], when active.
+    pub queues: Option<Vec<QueueState>>,
 }
 
 struct DeviceLoop<B> {
@@ -90,19 +114,7 @@ impl<B: Backend> MutEventSubscriber for DeviceLoop<B> {
         if tag == CONTROL_TAG {
             let _ = self.control.read();
             while let Ok(cmd) = self.commands.try_recv() {
-                match cmd {
-                    Command::Activate(a) => {
-                        self.active = true;
-                        self.backend.activate(a, ops);
-                    }
-                    Command::Reset => {
-                        if self.active {
-                            self.backend.reset(ops);
-                            self.active = false;
-                        }
-                    }
-                    Command::Stop => self.stopped = true,
-                }
+                self.command(cmd, ops);
             }
         } else if let Some(evt) = usize::try_from(tag)
             .ok()
@@ -115,6 +127,60 @@ impl<B: Backend> MutEventSubscriber for DeviceLoop<B> {
             }
         } else if self.active {
             self.backend.device_event(tag, events.event_set(), ops);
+        }
+    }
+}
+
+impl<B: Backend> DeviceLoop<B> {
+    fn command(&mut self, cmd: Command, ops: &mut EventOps) {
+        match cmd {
+            Command::Activate(a) => {
+                self.active = true;
+                self.backend.activate(a, ops);
+            }
+            Command::Reset => {
+                if self.active {
+                    self.backend.reset(ops);
+                    self.active = false;
+                }
+            }
+            Command::Stop => self.stopped = true,
+            Command::Pause(reply) => self.pause(reply, ops),
+            Command::Resume => {}
+        }
+    }
+
+    /// Parks the thread between two events, so that nothing it owns (queue
+    /// positions, the used rings in guest memory) changes until resumed.
+    /// Events that come meanwhile wait in epoll; a command other than
+    /// Resume or Stop (none can come while the vCPUs are paused) is handled
+    /// after the resume.
+    fn pause(&mut self, reply: Sender<WorkerReport>, ops: &mut EventOps) {
+        let report = WorkerReport {
+            active: self.active,
+            queues: if self.active {
+                self.backend.queue_states()
+            } else {
+                None
+            },
+        };
+        if reply.send(report).is_err() {
+            // Nobody waits for the report: no snapshot is being taken.
+            return;
+        }
+        let mut later = Vec::new();
+        loop {
+            match self.commands.recv() {
+                Ok(Command::Resume) => break,
+                Ok(Command::Stop) | Err(_) => {
+                    self.stopped = true;
+                    return;
+                }
+                Ok(cmd) => later.push(cmd),
+            }
+        }
+        for cmd in later {
+            self.command(cmd, ops);
         }
     }
 }
@@ -134,6 +200,17 @@ impl WorkerHandle {
         if self.commands.send(cmd).is_ok() {
             let _ = self.control.write(1);
         }
+    }
+
+    /// Pauses the device thread once it has handled every earlier command
+    /// and finished the event it is in (a request being served completes
+    /// first); its report. `None` when the thread has ended. Follow with
+    /// `send(Command::Resume)`.
+    pub fn pause(&self) -> Option<WorkerReport> {
+        let (tx, rx) = channel();
+        self.send(Command::Pause(tx));
+        // The sender is dropped with the command if the thread is gone.
+        rx.recv().ok()
     }
 }
 

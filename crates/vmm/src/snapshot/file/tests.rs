@@ -12,6 +12,9 @@ use super::*;
 use crate::devices::legacy::cmos::CmosState;
 use crate::devices::legacy::i8042::I8042State;
 use crate::devices::legacy::serial::SerialState;
+use crate::devices::virtio::mmio::persist::TransportState;
+use crate::devices::virtio::rng::persist::RngState;
+use crate::devices::virtio::vsock::persist::VsockState;
 use crate::snapshot::raw::Raw;
 use crate::snapshot::state::*;
 
@@ -160,7 +163,8 @@ fn other_magics_versions_and_lengths_are_refused_with_their_reason() {
         Err(StateFileError::BadMagic)
     ));
 
-    for version in [0u32, 2, u32::MAX] {
+    // 1: the format before virtio devices were saved.
+    for version in [0u32, 1, 3, u32::MAX] {
         let mut b = bytes.clone();
         b[8..12].copy_from_slice(&version.to_le_bytes());
         let err = decode(&b).unwrap_err();
@@ -168,14 +172,14 @@ fn other_magics_versions_and_lengths_are_refused_with_their_reason() {
         assert!(err
             .to_string()
             .contains(&format!("format version {version}")));
-        assert!(err.to_string().contains("reads version 1 only"));
+        assert!(err.to_string().contains("reads version 2 only"));
     }
     // A newer file cut short still says it is from another version.
     let mut b = bytes[..20].to_vec();
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
     assert!(matches!(
         decode(&b),
-        Err(StateFileError::Version { found: 2 })
+        Err(StateFileError::Version { found: 3 })
     ));
 
     let mut b = bytes.clone();
@@ -248,18 +252,42 @@ fn impossible_machines_with_a_valid_checksum_are_refused() {
     assert!(invalid(&s).contains("cmos"));
 
     let mut s = sample_state();
-    let dev = |base| MmioDeviceState {
-        kind: "virtio-blk".into(),
-        id: "root".into(),
+    let dev = |base| VirtioDeviceState {
+        id: "entropy".into(),
         base,
         len: 0x1000,
         irq: 5,
-        state: Vec::new(),
+        transport: TransportState {
+            device_type: 4,
+            status: 0,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            queue_sel: 0,
+            activated: false,
+            queues: Vec::new(),
+            interrupt_status: 0,
+            needs_reset: false,
+            config_generation: 0,
+            config: Vec::new(),
+        },
+        device: MmioDeviceState::Rng(RngState::default()),
     };
     s.devices.mmio = vec![dev(0xd000_0000), dev(0xd000_0800)];
     assert!(invalid(&s).contains("overlap"));
     s.devices.mmio = vec![dev(u64::MAX - 10)];
     assert!(invalid(&s).contains("bad range"));
+    let mut vsock = dev(0xd000_0000);
+    vsock.device = MmioDeviceState::Vsock(VsockState {
+        guest_cid: 1,
+        uds_path: "/v.sock".into(),
+    });
+    s.devices.mmio = vec![vsock];
+    let err = invalid(&s);
+    assert!(
+        err.contains("virtio-vsock") && err.contains("`guest_cid`"),
+        "{err}"
+    );
 }
 
 #[test]

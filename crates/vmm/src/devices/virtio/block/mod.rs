@@ -3,6 +3,7 @@
 //! drive id as serial), a read-only mode, and a rate limiter. All file I/O
 //! happens on the device's own thread.
 
+pub mod persist;
 pub mod request;
 
 use std::fs::{File, OpenOptions};
@@ -12,13 +13,14 @@ use std::sync::Arc;
 use event_manager::{EventOps, EventSet};
 use virtio_bindings::virtio_blk::*;
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
+use virtio_queue::QueueState;
 
 use super::interrupt::Interrupt;
 use super::limited::LimitedQueue;
 use super::mmio::DeviceInfo;
 use super::worker::{Activation, Backend};
 use super::{ConfigSpace, QUEUE_SIZE, VIRTIO_F_VERSION_1};
-use crate::config::devices::{CacheType, DriveConfig};
+use crate::config::devices::{CacheType, DriveConfig, RateLimiterConfig};
 use crate::rate_limiter::RateLimiter;
 use request::{MAX_DISCARD_SEGMENTS, SECTOR_SIZE};
 
@@ -56,6 +58,10 @@ pub enum BlockError {
 pub struct Disk {
     /// The image.
     pub file: File,
+    /// Where it is (kept for snapshots).
+    pub path: PathBuf,
+    /// Its size in bytes when opened.
+    pub size: u64,
     /// Whole sectors in it (a partial last sector is not visible).
     pub sectors: u64,
     /// Writes refused.
@@ -94,6 +100,8 @@ impl Disk {
         id[..n].copy_from_slice(&bytes[..n]);
         Ok(Disk {
             file,
+            path: path.to_owned(),
+            size,
             sectors: size / SECTOR_SIZE,
             read_only: drive.is_read_only,
             flush: drive.cache_type == CacheType::Writeback,
@@ -138,6 +146,10 @@ impl Disk {
 pub struct BlockBackend {
     disk: Disk,
     queue: LimitedQueue,
+    /// The drive id (names the device in errors and snapshots).
+    drive_id: String,
+    /// The limiter's configuration (for snapshots).
+    limits: Option<RateLimiterConfig>,
 }
 
 impl BlockBackend {
@@ -170,6 +182,22 @@ impl Backend for BlockBackend {
     fn reset(&mut self, ops: &mut EventOps) {
         self.queue.reset(ops);
     }
+
+    fn queue_states(&self) -> Option<Vec<QueueState>> {
+        self.queue.queue_states()
+    }
+}
+
+impl BlockBackend {
+    /// The transport's description of this disk.
+    pub fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            device_type: VIRTIO_ID_BLOCK,
+            queue_sizes: vec![QUEUE_SIZE],
+            features: self.disk.features(),
+            config: Arc::new(ConfigSpace::new(self.disk.config_space(), 0..0)),
+        }
+    }
 }
 
 /// The transport's description and the backend of `drive`.
@@ -180,19 +208,13 @@ pub fn create(
     let disk = Disk::open(drive)?;
     let limiter = RateLimiter::new(drive.rate_limiter.as_ref())
         .map_err(|e| BlockError::RateLimiter(drive.drive_id.clone(), e))?;
-    let info = DeviceInfo {
-        device_type: VIRTIO_ID_BLOCK,
-        queue_sizes: vec![QUEUE_SIZE],
-        features: disk.features(),
-        config: Arc::new(ConfigSpace::new(disk.config_space(), 0..0)),
+    let backend = BlockBackend {
+        disk,
+        queue: LimitedQueue::new(interrupt, limiter),
+        drive_id: drive.drive_id.clone(),
+        limits: drive.rate_limiter,
     };
-    Ok((
-        info,
-        BlockBackend {
-            disk,
-            queue: LimitedQueue::new(interrupt, limiter),
-        },
-    ))
+    Ok((backend.info(), backend))
 }
 
 #[cfg(test)]

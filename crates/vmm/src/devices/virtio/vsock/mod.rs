@@ -13,6 +13,7 @@
 
 pub mod conn;
 pub mod packet;
+pub mod persist;
 
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
