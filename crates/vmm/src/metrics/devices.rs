@@ -86,3 +86,26 @@ impl SerialEvents for UartEvents {
 
     fn in_buffer_empty(&self) {}
 }
+
+metric_group! {
+    /// `net`: every virtio-net interface together, counted on the device
+    /// threads (bytes are Ethernet frames, without the virtio-net header).
+    pub struct NetDeviceMetrics {
+        /// Bytes of frames delivered to the guest.
+        rx_bytes_count: SharedIncMetric,
+        /// Frames delivered to the guest.
+        rx_packets_count: SharedIncMetric,
+        /// Frames from the tap that were dropped: the guest's buffer could
+        /// not hold them, or reading the tap failed.
+        rx_fails: SharedIncMetric,
+        /// Bytes of frames the guest sent to the tap.
+        tx_bytes_count: SharedIncMetric,
+        /// Frames the guest sent to the tap.
+        tx_packets_count: SharedIncMetric,
+        /// Frames the tap refused (dropped).
+        tx_fails: SharedIncMetric,
+        /// TX chains that were not a frame (too short or long, writable
+        /// buffers, guest memory gone).
+        tx_malformed_frames: SharedIncMetric,
+    }
+}

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use store::{metric_group, Flushed};
 
-pub use devices::{BlockDeviceMetrics, EntropyDeviceMetrics, SerialDeviceMetrics, UartEvents};
+pub use devices::{
+    BlockDeviceMetrics, EntropyDeviceMetrics, NetDeviceMetrics, SerialDeviceMetrics, UartEvents,
+};
 pub use writer::{MetricsError, MetricsWriter};
 
 /// How often the metrics are flushed without being asked (Firecracker's 60 s).
@@ -83,6 +85,8 @@ pub struct Metrics {
     pub vcpu: VcpuMetrics,
     /// `entropy`: virtio-rng.
     pub entropy: EntropyDeviceMetrics,
+    /// `net`: all virtio-net interfaces together.
+    pub net: NetDeviceMetrics,
 }
 
 impl Metrics {
@@ -98,6 +102,7 @@ impl Metrics {
             put_api_requests: api::PutRequestsMetrics::new(),
             vcpu: VcpuMetrics::new(),
             entropy: EntropyDeviceMetrics::new(),
+            net: NetDeviceMetrics::new(),
         }
     }
 
@@ -120,6 +125,7 @@ impl Metrics {
                 ("put_api_requests", self.put_api_requests.take()),
                 ("vcpu", self.vcpu.take()),
                 ("entropy", self.entropy.take()),
+                ("net", self.net.take()),
             ],
         }
     }
@@ -207,6 +213,18 @@ mod tests {
             (
                 "entropy",
                 &["entropy_event_count", "entropy_bytes", "host_rng_fails"],
+            ),
+            (
+                "net",
+                &[
+                    "rx_bytes_count",
+                    "rx_packets_count",
+                    "rx_fails",
+                    "tx_bytes_count",
+                    "tx_packets_count",
+                    "tx_fails",
+                    "tx_malformed_frames",
+                ],
             ),
             (
                 "put_api_requests",

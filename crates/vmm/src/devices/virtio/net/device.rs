@@ -25,6 +25,7 @@ use crate::devices::bus::lock;
 use crate::devices::virtio::interrupt::Interrupt;
 use crate::devices::virtio::queue::{self, Popped, Served};
 use crate::devices::virtio::worker::{Activation, Backend, FIRST_DEVICE_TAG};
+use crate::metrics::METRICS;
 use crate::rate_limiter::RateLimiter;
 
 /// Queue indices (virtio-net without multiqueue).
@@ -163,8 +164,16 @@ impl NetBackend {
             if !limiter.consume(cost) {
                 return Served::Later;
             }
-            if let Ok(n) = frame::read_tx(chain, mem, buf) {
-                let _ = tap.write_frame(&buf[..n]);
+            let metrics = &METRICS.net;
+            match frame::read_tx(chain, mem, buf) {
+                Ok(n) => match tap.write_frame(&buf[..n]) {
+                    Ok(_) => {
+                        metrics.tx_packets_count.inc();
+                        metrics.tx_bytes_count.add((n - VNET_HDR_LEN) as u64);
+                    }
+                    Err(_) => metrics.tx_fails.inc(),
+                },
+                Err(_) => metrics.tx_malformed_frames.inc(),
             }
             Served::Done(0)
         });
@@ -189,9 +198,12 @@ impl NetBackend {
                         n
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    // WouldBlock: the tap is empty; other errors: a tap
-                    // gone down, polled again later.
-                    Err(_) => break true,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                    // A tap gone down: polled again later.
+                    Err(_) => {
+                        METRICS.net.rx_fails.inc();
+                        break true;
+                    }
                 },
             };
             let (head, used) = match queue::pop(&mut active.rx, mem) {
@@ -207,7 +219,17 @@ impl NetBackend {
                     self.rx_pending = None;
                     // A buffer that cannot hold the frame goes back empty
                     // and the frame is dropped.
-                    let used = frame::write_rx(&chain, mem, &mut self.rx_frame[..len]).unwrap_or(0);
+                    let used = match frame::write_rx(&chain, mem, &mut self.rx_frame[..len]) {
+                        Ok(used) => {
+                            METRICS.net.rx_packets_count.inc();
+                            METRICS.net.rx_bytes_count.add((len - VNET_HDR_LEN) as u64);
+                            used
+                        }
+                        Err(_) => {
+                            METRICS.net.rx_fails.inc();
+                            0
+                        }
+                    };
                     (chain.head, used)
                 }
             };
