@@ -11,6 +11,9 @@ use vmm_sys_util::signal::Killable;
 use crate::builder::{start_vm, Devices, VmEvent, VmmError};
 use crate::config::{VmConfig, VmExitReason};
 use crate::devices::bus::lock;
+use crate::devices::virtio::balloon::BalloonHandle;
+use crate::devices::virtio::net::Limits;
+use crate::snapshot::state::MmioDeviceState;
 use crate::snapshot::{self, SnapshotContext, SnapshotError};
 use crate::vcpu::{self, VcpuControl, VcpuStop};
 use crate::vm::Vm;
@@ -116,6 +119,30 @@ impl RunningVm {
     /// Whether the vCPUs are paused.
     pub fn is_paused(&self) -> bool {
         self.control.is_paused()
+    }
+
+    /// The VMM thread's handle on the balloon, if the VM has one.
+    pub fn balloon(&self) -> Option<&BalloonHandle> {
+        self.devices.virtio.balloon.as_ref()
+    }
+
+    /// New rate limiters for network interface `iface_id`: the running
+    /// device takes them and a snapshot keeps them. `false` when the VM
+    /// has no such interface.
+    pub fn set_net_limits(&mut self, iface_id: &str, limits: Limits) -> bool {
+        let virtio = &mut self.devices.virtio;
+        let Some(handle) = virtio.nets.iter().find(|n| n.iface_id() == iface_id) else {
+            return false;
+        };
+        handle.set_limits(limits);
+        for d in &mut virtio.devices {
+            if let Some(MmioDeviceState::Net(s)) = &mut d.state {
+                if s.iface_id == iface_id {
+                    s.set_limits(limits);
+                }
+            }
+        }
+        true
     }
 
     /// Presses Ctrl+Alt+Del on the guest's keyboard controller.

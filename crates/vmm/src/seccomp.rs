@@ -10,7 +10,8 @@
 //! to allocate, park and exit. ioctl is limited by request number: a vCPU
 //! thread may only `KVM_RUN` (and read registers for an error report, and
 //! its whole state for a snapshot); the VMM thread may only read the VM's
-//! irqchips, PIT and clock (snapshots); the API thread makes no ioctl.
+//! irqchips, PIT and clock (snapshots) and raise a balloon interrupt line
+//! (`KVM_IRQ_LINE`, without irqfd); the API thread makes no ioctl.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -73,6 +74,9 @@ const fn iow(nr: u64, size: usize) -> u64 {
 }
 /// `KVM_IRQ_LINE` (a device's interrupt where KVM has no irqfd).
 const KVM_IRQ_LINE: u64 = iow(0x61, std::mem::size_of::<kvm_bindings::kvm_irq_level>());
+/// `TUNSETOFFLOAD`: virtio-net tells its tap which offloads the driver
+/// accepted, on the device thread when the driver is ready.
+const TUNSETOFFLOAD: u64 = libc::TUNSETOFFLOAD;
 const fn iowr(nr: u64, size: usize) -> u64 {
     (3 << 30) | ((size as u64) << 16) | (KVMIO << 8) | nr
 }
@@ -230,8 +234,14 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
             .chain(VCPU_SNAPSHOT_IOCTLS)
             .copied()
             .collect(),
-        ThreadKind::Device => vec![KVM_IRQ_LINE],
-        ThreadKind::Vmm => VM_SNAPSHOT_IOCTLS.to_vec(),
+        ThreadKind::Device => vec![KVM_IRQ_LINE, TUNSETOFFLOAD],
+        // KVM_IRQ_LINE: the balloon's configuration interrupt after
+        // `PATCH /balloon`, raised on this thread, where KVM has no irqfd.
+        ThreadKind::Vmm => VM_SNAPSHOT_IOCTLS
+            .iter()
+            .chain(&[KVM_IRQ_LINE])
+            .copied()
+            .collect(),
         ThreadKind::Api => Vec::new(),
     };
     if !ioctls.is_empty() {

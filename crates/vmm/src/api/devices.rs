@@ -1,5 +1,5 @@
 //! The device endpoints of the API, with Firecracker's paths and bodies:
-//! `PUT /drives/{id}`, `PUT /network-interfaces/{id}`, `PUT /vsock`,
+//! `PUT /drives/{id}`, `PUT|PATCH /network-interfaces/{id}`, `PUT /vsock`,
 //! `PUT /entropy`, `PUT /balloon`, `GET|PATCH /balloon`,
 //! `GET|PATCH /balloon/statistics`.
 
@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use super::http::{Method, Request};
 use super::request::body;
-use crate::config::devices::{BalloonConfig, DriveConfig, EntropyConfig, NetConfig, VsockConfig};
+use crate::config::devices::{
+    BalloonConfig, DriveConfig, EntropyConfig, NetConfig, RateLimiterConfig, VsockConfig,
+};
 
 /// A device request.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +18,8 @@ pub enum DeviceRequest {
     PutDrive(String, DriveConfig),
     /// `PUT /network-interfaces/{id}`.
     PutNet(String, NetConfig),
+    /// `PATCH /network-interfaces/{id}`: new rate limiters.
+    PatchNet(String, NetUpdate),
     /// `PUT /vsock`.
     PutVsock(VsockConfig),
     /// `PUT /entropy`.
@@ -30,6 +34,21 @@ pub enum DeviceRequest {
     GetBalloonStats,
     /// `PATCH /balloon/statistics`: a new polling interval.
     PatchBalloonStats(BalloonStatsUpdate),
+}
+
+/// `PATCH /network-interfaces/{id}` (Firecracker's
+/// `PartialNetworkInterface`): a limiter or bucket left out stays as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetUpdate {
+    /// Must be the id of the path.
+    pub iface_id: String,
+    /// Frames to the guest.
+    #[serde(default)]
+    pub rx_rate_limiter: Option<RateLimiterConfig>,
+    /// Frames from the guest.
+    #[serde(default)]
+    pub tx_rate_limiter: Option<RateLimiterConfig>,
 }
 
 /// `PATCH /balloon`.
@@ -64,6 +83,10 @@ pub fn route(req: &Request) -> Option<Result<DeviceRequest, String>> {
         (Method::Put, _) if id("/network-interfaces/").is_some() => {
             let id = id("/network-interfaces/").unwrap_or_default();
             body(req, "network-interface").map(|n| DeviceRequest::PutNet(id, n))
+        }
+        (Method::Patch, _) if id("/network-interfaces/").is_some() => {
+            let id = id("/network-interfaces/").unwrap_or_default();
+            body(req, "network-interface").map(|n| DeviceRequest::PatchNet(id, n))
         }
         (Method::Put, "/vsock") => body(req, "vsock").map(DeviceRequest::PutVsock),
         (Method::Put, "/entropy") => body(req, "entropy").map(DeviceRequest::PutEntropy),
@@ -109,6 +132,19 @@ mod tests {
             )),
             Some(Ok(DeviceRequest::PutNet(..)))
         ));
+        let Some(Ok(DeviceRequest::PatchNet(id, u))) = route(&req(
+            Method::Patch,
+            "/network-interfaces/eth0",
+            r#"{"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 10, "refill_time": 100}}}"#,
+        )) else {
+            panic!("not a network interface update");
+        };
+        assert_eq!(id, "eth0");
+        assert_eq!(u.rx_rate_limiter, None);
+        assert_eq!(
+            u.tx_rate_limiter.and_then(|l| l.ops).map(|b| b.size),
+            Some(10)
+        );
         assert!(matches!(
             route(&req(
                 Method::Put,
@@ -165,6 +201,12 @@ mod tests {
                 "unknown field",
             ),
             (Method::Put, "/entropy", "", "needs a JSON body"),
+            (
+                Method::Patch,
+                "/network-interfaces/eth0",
+                r#"{"iface_id": "eth0", "guest_mac": "06:00:00:00:00:01"}"#,
+                "unknown field `guest_mac`",
+            ),
         ] {
             let Some(Err(e)) = route(&req(m, p, body)) else {
                 panic!("{p} {body} accepted");

@@ -6,10 +6,15 @@
 
 use serde_json::{json, Value};
 
-use super::{chain, Controller};
+use super::{chain, Controller, NOT_BEFORE_BOOT};
 use crate::api::devices::DeviceRequest;
-use crate::config::devices::DevicesConfig;
-use crate::devices::virtio::{block, vsock};
+use crate::config::devices::{BalloonConfig, DevicesConfig};
+use crate::devices::virtio::balloon::BalloonHandle;
+use crate::devices::virtio::net::handle::{patched, Limits};
+use crate::devices::virtio::{block, net, vsock};
+
+/// Any balloon request without one.
+const NO_BALLOON: &str = "No balloon device is configured (PUT /balloon before boot).";
 
 impl Controller {
     /// Decides a device request.
@@ -31,7 +36,49 @@ impl Controller {
                 self.pre_boot()?;
                 self.update_devices(|d| d.entropy = Some(entropy))
             }
-            DeviceRequest::PutNet(..) => Err(not_yet("network interfaces are")),
+            DeviceRequest::PutNet(id, iface) => {
+                self.pre_boot()?;
+                if id != iface.iface_id {
+                    return Err(format!(
+                        "The interface id in the path ({id:?}) does not match the body's iface_id ({:?}).",
+                        iface.iface_id
+                    ));
+                }
+                iface
+                    .check("network-interface")
+                    .map_err(|e| e.to_string())?;
+                // The tap must attach now, as the build would attach it.
+                net::check_host(&iface).map_err(|e| chain(&e))?;
+                self.update_devices(|d| d.upsert_net(iface))
+            }
+            DeviceRequest::PatchNet(id, update) => {
+                if id != update.iface_id {
+                    return Err(format!(
+                        "The interface id in the path ({id:?}) does not match the body's iface_id ({:?}).",
+                        update.iface_id
+                    ));
+                }
+                let mut iface = self
+                    .config
+                    .devices
+                    .net
+                    .iter()
+                    .find(|n| n.iface_id == id)
+                    .cloned()
+                    .ok_or_else(|| format!("No network interface has the id {id:?}."))?;
+                iface.rx_rate_limiter = patched(iface.rx_rate_limiter, update.rx_rate_limiter);
+                iface.tx_rate_limiter = patched(iface.tx_rate_limiter, update.tx_rate_limiter);
+                let limits = Limits {
+                    rx: iface.rx_rate_limiter,
+                    tx: iface.tx_rate_limiter,
+                };
+                self.update_devices(|d| d.upsert_net(iface))?;
+                // After boot the device takes them at once.
+                if let Some(vm) = &mut self.vm {
+                    vm.set_net_limits(&id, limits);
+                }
+                Ok(None)
+            }
             DeviceRequest::PutVsock(v) => {
                 self.pre_boot()?;
                 v.check().map_err(|e| e.to_string())?;
@@ -39,11 +86,68 @@ impl Controller {
                 vsock::check_host(&v).map_err(|e| chain(&e))?;
                 self.update_devices(|d| d.vsock = Some(v))
             }
-            DeviceRequest::PutBalloon(_)
-            | DeviceRequest::GetBalloon
-            | DeviceRequest::PatchBalloon(_)
-            | DeviceRequest::GetBalloonStats
-            | DeviceRequest::PatchBalloonStats(_) => Err(not_yet("the balloon device is")),
+            DeviceRequest::PutBalloon(b) => {
+                self.pre_boot()?;
+                self.update_devices(|d| d.balloon = Some(b))
+            }
+            DeviceRequest::GetBalloon => Ok(Some(json!(self.balloon_config()?))),
+            DeviceRequest::PatchBalloon(u) => {
+                let updated = BalloonConfig {
+                    amount_mib: u.amount_mib,
+                    ..self.balloon_config()?
+                };
+                updated
+                    .check(self.config.memory_mib)
+                    .map_err(|e| e.to_string())?;
+                if let Some(handle) = self.balloon_handle()? {
+                    handle.set_target_mib(u.amount_mib);
+                }
+                self.config.devices.balloon = Some(updated);
+                Ok(None)
+            }
+            DeviceRequest::GetBalloonStats => {
+                self.balloon_config()?;
+                let handle = self
+                    .balloon_handle()?
+                    .ok_or_else(|| NOT_BEFORE_BOOT.to_string())?;
+                let stats = handle.statistics().map_err(|e| e.to_string())?;
+                serde_json::to_value(stats)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            DeviceRequest::PatchBalloonStats(u) => {
+                let seconds = u.stats_polling_interval_s;
+                let updated = BalloonConfig {
+                    stats_polling_interval_s: seconds,
+                    ..self.balloon_config()?
+                };
+                // Before boot this is PUT /balloon's change; after, the
+                // device refuses to turn statistics on or off.
+                if let Some(handle) = self.balloon_handle()? {
+                    handle
+                        .set_polling_interval_s(seconds)
+                        .map_err(|e| e.to_string())?;
+                }
+                self.config.devices.balloon = Some(updated);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The balloon as configured (and patched since).
+    fn balloon_config(&self) -> Result<BalloonConfig, String> {
+        self.config
+            .devices
+            .balloon
+            .clone()
+            .ok_or_else(|| NO_BALLOON.into())
+    }
+
+    /// The running balloon; `None` before boot.
+    fn balloon_handle(&self) -> Result<Option<&BalloonHandle>, String> {
+        match &self.vm {
+            None => Ok(None),
+            Some(vm) => vm.balloon().map(Some).ok_or_else(|| NO_BALLOON.into()),
         }
     }
 
@@ -72,10 +176,6 @@ impl Controller {
             "balloon": d.balloon,
         })
     }
-}
-
-fn not_yet(what: &str) -> String {
-    format!("{what} not supported by vessel yet.")
 }
 
 #[cfg(test)]
@@ -227,29 +327,141 @@ mod tests {
     }
 
     #[test]
-    fn devices_vessel_lacks_are_refused_by_name() {
+    fn the_balloon_is_configured_patched_and_checked_before_boot() {
         let mut c = controller();
         for (m, p, body) in [
-            (
-                Method::Put,
-                "/network-interfaces/eth0",
-                r#"{"iface_id": "eth0", "host_dev_name": "tap0"}"#,
-            ),
-            (
-                Method::Put,
-                "/balloon",
-                r#"{"amount_mib": 1, "deflate_on_oom": false}"#,
-            ),
             (Method::Get, "/balloon", ""),
+            (Method::Patch, "/balloon", r#"{"amount_mib": 1}"#),
+            (Method::Get, "/balloon/statistics", ""),
+            (
+                Method::Patch,
+                "/balloon/statistics",
+                r#"{"stats_polling_interval_s": 1}"#,
+            ),
         ] {
             let (status, body) = call(&mut c, m, p, body);
             assert_eq!(status, 400, "{p}");
             assert!(
                 body["fault_message"]
                     .to_string()
-                    .contains("not supported by vessel yet"),
+                    .contains("No balloon device is configured"),
                 "{p}: {body}"
             );
+        }
+        // More than the guest's 128 MiB: refused by name, nothing kept.
+        let (status, body) = call(
+            &mut c,
+            Method::Put,
+            "/balloon",
+            r#"{"amount_mib": 129, "deflate_on_oom": false}"#,
+        );
+        assert_eq!(status, 400);
+        assert!(
+            body["fault_message"]
+                .to_string()
+                .contains("balloon.amount_mib"),
+            "{body}"
+        );
+        assert_eq!(call(&mut c, Method::Get, "/balloon", "").0, 400);
+        let put = r#"{"amount_mib": 16, "deflate_on_oom": true, "stats_polling_interval_s": 2}"#;
+        assert_eq!(call(&mut c, Method::Put, "/balloon", put).0, 204);
+        let (status, b) = call(&mut c, Method::Patch, "/balloon", r#"{"amount_mib": 200}"#);
+        assert_eq!(status, 400, "{b}");
+        assert_eq!(
+            call(&mut c, Method::Patch, "/balloon", r#"{"amount_mib": 8}"#).0,
+            204
+        );
+        let patch = r#"{"stats_polling_interval_s": 0}"#;
+        assert_eq!(
+            call(&mut c, Method::Patch, "/balloon/statistics", patch).0,
+            204
+        );
+        let (status, b) = call(&mut c, Method::Get, "/balloon", "");
+        assert_eq!(status, 200);
+        assert_eq!(
+            b,
+            json!({"amount_mib": 8, "deflate_on_oom": true, "stats_polling_interval_s": 0})
+        );
+        // Statistics exist only once the device runs.
+        let (status, b) = call(&mut c, Method::Get, "/balloon/statistics", "");
+        assert_eq!(status, 400);
+        assert!(b.to_string().contains("before starting"), "{b}");
+        let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+        assert_eq!(config["balloon"]["amount_mib"], 8);
+    }
+
+    #[test]
+    fn network_interfaces_need_a_tap_that_attaches_now() {
+        let mut c = controller();
+        for (path, body, want) in [
+            (
+                "/network-interfaces/eth0",
+                r#"{"iface_id": "eth0", "host_dev_name": "vsslnotap7"}"#,
+                "\"vsslnotap7\" does not exist",
+            ),
+            (
+                "/network-interfaces/eth1",
+                r#"{"iface_id": "eth0", "host_dev_name": "vsslnotap7"}"#,
+                "does not match",
+            ),
+            (
+                "/network-interfaces/eth0",
+                r#"{"iface_id": "eth0", "host_dev_name": "vsslnotap7", "guest_mac": "01:00:00:00:00:01"}"#,
+                "multicast",
+            ),
+            (
+                "/network-interfaces/eth0",
+                r#"{"iface_id": "eth0", "host_dev_name": "a/b"}"#,
+                "host_dev_name",
+            ),
+        ] {
+            let (status, body) = call(&mut c, Method::Put, path, body);
+            assert_eq!(status, 400, "{path}");
+            let fault = body["fault_message"].as_str().unwrap_or_default();
+            assert!(fault.contains(want), "{path}: {fault}");
+        }
+        assert!(c.config.devices.net.is_empty(), "nothing kept");
+    }
+
+    #[test]
+    fn patching_an_interface_replaces_the_buckets_named() {
+        let mut c = controller();
+        c.config
+            .devices
+            .net
+            .push(crate::config::devices::NetConfig {
+                iface_id: "eth0".into(),
+                host_dev_name: "tap0".into(),
+                guest_mac: None,
+                rx_rate_limiter: None,
+                tx_rate_limiter: None,
+            });
+        let patch =
+            r#"{"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 5, "refill_time": 100}}}"#;
+        assert_eq!(
+            call(&mut c, Method::Patch, "/network-interfaces/eth0", patch).0,
+            204
+        );
+        let (_, config) = call(&mut c, Method::Get, "/vm/config", "");
+        let iface = &config["network-interfaces"][0];
+        assert_eq!(iface["tx_rate_limiter"]["ops"]["size"], 5);
+        assert_eq!(iface["rx_rate_limiter"], Value::Null);
+        for (path, body, want) in [
+            (
+                "/network-interfaces/eth1",
+                patch.to_string(),
+                "does not match",
+            ),
+            (
+                "/network-interfaces/eth9",
+                patch.replace("eth0", "eth9"),
+                "No network interface has the id \"eth9\"",
+            ),
+        ] {
+            let (status, body) = call(&mut c, Method::Patch, path, &body);
+            assert_eq!(status, 400, "{path}");
+            let fault = body["fault_message"].as_str().unwrap_or_default();
+            assert!(fault.contains(want), "{fault}");
         }
     }
 }

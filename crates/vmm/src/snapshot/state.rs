@@ -17,6 +17,7 @@ use crate::devices::legacy::i8042::I8042State;
 use crate::devices::legacy::serial::SerialState;
 use crate::devices::virtio::block::persist::BlockState;
 use crate::devices::virtio::mmio::persist::TransportState;
+use crate::devices::virtio::net::persist::NetState;
 use crate::devices::virtio::rng::persist::RngState;
 use crate::devices::virtio::vsock::persist::VsockState;
 use crate::memory::arch_memory_regions;
@@ -198,6 +199,8 @@ pub enum MmioDeviceState {
     Rng(RngState),
     /// virtio-vsock.
     Vsock(VsockState),
+    /// virtio-net.
+    Net(NetState),
 }
 
 impl MmioDeviceState {
@@ -207,6 +210,7 @@ impl MmioDeviceState {
             MmioDeviceState::Block(_) => "virtio-blk",
             MmioDeviceState::Rng(_) => "virtio-rng",
             MmioDeviceState::Vsock(_) => "virtio-vsock",
+            MmioDeviceState::Net(_) => "virtio-net",
         }
     }
 
@@ -216,6 +220,7 @@ impl MmioDeviceState {
             MmioDeviceState::Block(b) => b.validate().map_err(|e| e.to_string()),
             MmioDeviceState::Rng(_) => Ok(()),
             MmioDeviceState::Vsock(v) => v.validate().map_err(|e| e.to_string()),
+            MmioDeviceState::Net(n) => n.validate().map_err(|e| e.to_string()),
         }
     }
 }

@@ -197,22 +197,29 @@ static int vdev_init(struct vdev *d, u64 wanted, int nq, u64 mem) {
 /* A buffer of a chain. */
 struct buf { u64 addr; u32 len; int write; };
 
-/* Makes a chain of n buffers at descriptors 0..n-1 of queue qi, publishes
- * it and notifies the device. */
-static void vq_submit(struct vdev *d, int qi, const struct buf *bufs, int n) {
+/* Makes a chain of n buffers at descriptors first..first+n-1 of queue qi,
+ * publishes it and notifies the device (several chains in flight need
+ * separate descriptors). */
+static void vq_submit_at(struct vdev *d, int qi, int first, const struct buf *bufs, int n) {
     struct vq *q = &d->q[qi];
     for (int i = 0; i < n; i++) {
-        q->desc[i].addr = bufs[i].addr;
-        q->desc[i].len = bufs[i].len;
-        q->desc[i].flags = (u16)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) | (bufs[i].write ? VIRTQ_DESC_F_WRITE : 0));
-        q->desc[i].next = (u16)(i + 1);
+        int k = first + i;
+        q->desc[k].addr = bufs[i].addr;
+        q->desc[k].len = bufs[i].len;
+        q->desc[k].flags = (u16)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) | (bufs[i].write ? VIRTQ_DESC_F_WRITE : 0));
+        q->desc[k].next = (u16)(k + 1);
     }
-    q->avail[2 + q->next_avail % q->size] = 0;
+    q->avail[2 + q->next_avail % q->size] = (u16)first;
     barrier();
     q->next_avail++;
     q->avail[1] = q->next_avail;
     barrier();
     wr32(d->base + 0x50, (u32)qi);
+}
+
+/* A chain at descriptors 0..n-1 (one chain in flight per queue). */
+static void vq_submit(struct vdev *d, int qi, const struct buf *bufs, int n) {
+    vq_submit_at(d, qi, 0, bufs, n);
 }
 
 /* Publishes descriptor head `head` as is (for hand-made hostile chains). */
@@ -226,19 +233,27 @@ static void vq_publish(struct vdev *d, int qi, u16 head) {
     wr32(d->base + 0x50, (u32)qi);
 }
 
-/* Polls the used ring of queue qi; returns the used length, or -1 after
- * `spins` polls without an answer. */
-static long vq_wait_spins(struct vdev *d, int qi, u32 spins) {
+/* Polls the used ring of queue qi; returns the used length, and in *head
+ * the head descriptor of the used chain (for queues with several chains in
+ * flight), or -1 after `spins` polls without an answer. */
+static long vq_wait_head(struct vdev *d, int qi, u32 spins, u16 *head) {
     struct vq *q = &d->q[qi];
     for (u32 i = 0; i < spins; i++) {
         barrier();
         if (*(volatile u16 *)(q->used + 2) != q->last_used) {
             volatile u32 *e = (volatile u32 *)(q->used + 4 + 8 * (q->last_used % q->size));
             q->last_used++;
+            *head = (u16)e[0];
             return e[1];
         }
     }
     return -1;
+}
+
+/* The same, without the head. */
+static long vq_wait_spins(struct vdev *d, int qi, u32 spins) {
+    u16 head;
+    return vq_wait_head(d, qi, spins, &head);
 }
 
 static long vq_wait(struct vdev *d, int qi) { return vq_wait_spins(d, qi, 2000000); }

@@ -16,9 +16,12 @@ use kvm_ioctls::{Cap, IoEventAddress};
 use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
 use vmm_sys_util::eventfd::EventFd;
 
+use super::balloon::{self, BalloonError, BalloonHandle};
 use super::block::{self, BlockError};
 use super::interrupt::{Interrupt, IrqLine};
 use super::mmio::{DeviceInfo, MmioTransport, MMIO_LEN};
+use super::net::persist::NetState;
+use super::net::{self, NetError, NetHandle};
 use super::rng;
 use super::vsock::persist::VsockState;
 use super::vsock::{self, VsockError};
@@ -46,6 +49,12 @@ pub enum AttachError {
     /// A block device.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The balloon.
+    #[error(transparent)]
+    Balloon(#[from] BalloonError),
+    /// A network interface.
+    #[error(transparent)]
+    Net(#[from] NetError),
 
     /// A device kind this build of vessel does not have yet.
     #[error("{0} are not supported by vessel yet")]
@@ -110,6 +119,10 @@ pub struct VirtioDevices {
 
     /// What to append to the kernel command line.
     pub cmdline: String,
+    /// The VMM thread's handle on the balloon, if there is one.
+    pub balloon: Option<BalloonHandle>,
+    /// The VMM thread's handles on the network interfaces.
+    pub nets: Vec<NetHandle>,
     /// Socket paths bound for the devices (vsock's `uds_path`), removed
     /// after the devices (their threads joined), on this thread: device
     /// threads may not unlink.
@@ -253,14 +266,6 @@ pub fn attach(
     if count > MAX_VIRTIO_DEVICES {
         return Err(AttachError::TooMany(count));
     }
-    for (absent, what) in [
-        (config.net.is_empty(), "network interfaces"),
-        (config.balloon.is_none(), "balloon devices"),
-    ] {
-        if !absent {
-            return Err(AttachError::NotYet(what));
-        }
-    }
     let mut b = Builder {
         vm,
         kvm_eventfds: config.kvm_eventfds,
@@ -280,6 +285,20 @@ pub fn attach(
         )?;
         placed.state = saved;
     }
+    for (i, iface) in config.net.iter().enumerate() {
+        let mut handle = None;
+        b.add(
+            format!("net {}", iface.iface_id),
+            &format!("net{i}"),
+            |irq| {
+                let (info, backend, h) = net::create(iface, irq)?;
+                handle = Some(h);
+                Ok((info, backend))
+            },
+        )?
+        .state = Some(MmioDeviceState::Net(NetState::of(iface)));
+        b.out.nets.extend(handle);
+    }
     if let Some(v) = &config.vsock {
         let mut bound = None;
         b.add("vsock".into(), "vsock", |irq| {
@@ -298,6 +317,16 @@ pub fn attach(
             Ok((info, backend))
         })?;
         placed.state = saved;
+    }
+
+    if let Some(c) = &config.balloon {
+        let mut handle = None;
+        b.add("balloon".into(), "balloon", |irq| {
+            let (info, backend, h) = balloon::create(c, irq)?;
+            handle = Some(h);
+            Ok((info, backend))
+        })?;
+        b.out.balloon = handle;
     }
 
     if let Some(root) = config.root_cmdline() {

@@ -10,10 +10,12 @@
 //! them from the configuration. See docs/vmm.md, "Devices".
 
 pub mod attach;
+pub mod balloon;
 pub mod block;
 pub mod interrupt;
 pub mod limited;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 pub mod rng;
 pub mod vsock;

@@ -15,6 +15,7 @@ use crate::devices::virtio::block::BlockBackend;
 use crate::devices::virtio::interrupt::Interrupt;
 use crate::devices::virtio::mmio::persist::{TransportArgs, TransportState, TransportStateError};
 use crate::devices::virtio::mmio::{DeviceInfo, MmioTransport, MMIO_LEN};
+use crate::devices::virtio::net::persist::NetStateError;
 use crate::devices::virtio::rng::RngBackend;
 use crate::devices::virtio::vsock::persist::{transport_reset, VsockStateError};
 use crate::devices::virtio::worker::WorkerHandle;
@@ -51,6 +52,9 @@ pub enum RestoreError {
     /// The vsock device's state or socket.
     #[error(transparent)]
     Vsock(#[from] VsockStateError),
+    /// A network interface's state or tap.
+    #[error(transparent)]
+    Net(#[from] NetStateError),
 }
 
 /// A device being restored: its saved transport, and what runs on its
@@ -154,6 +158,16 @@ pub fn restore_devices(
                 b.place(name.to_owned(), &thread, make, Some(restoring))?;
                 b.out.bound_paths.extend(bound);
             }
+            MmioDeviceState::Net(s) => {
+                let mut handle = None;
+                let make = |irq| {
+                    let (info, backend, h) = s.restore(irq).map_err(failed(name))?;
+                    handle = Some(h);
+                    Ok((info, backend))
+                };
+                b.place(name.to_owned(), &thread, make, Some(restoring))?;
+                b.out.nets.extend(handle);
+            }
         }
         if let Some(placed) = b.out.devices.last_mut() {
             placed.state = Some(d.device.clone());
@@ -168,5 +182,6 @@ fn thread_prefix(d: &MmioDeviceState) -> &'static str {
         MmioDeviceState::Block(_) => "blk",
         MmioDeviceState::Rng(_) => "rng",
         MmioDeviceState::Vsock(_) => "vsock",
+        MmioDeviceState::Net(_) => "net",
     }
 }

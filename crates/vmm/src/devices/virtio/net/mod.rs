@@ -8,6 +8,7 @@
 pub mod device;
 pub mod frame;
 pub mod handle;
+pub mod persist;
 pub mod tap;
 
 use std::sync::Arc;
@@ -33,9 +34,10 @@ pub enum NetError {
         iface_id: String,
         /// Tap name.
         host_dev_name: String,
-        /// The cause.
+        /// The cause (boxed: it names the tap again, and build errors
+        /// travel by value).
         #[source]
-        source: TapError,
+        source: Box<TapError>,
     },
     /// A rate limiter's timer or the handle's eventfd.
     #[error("Cannot create the rate limiters of network interface {0:?}")]
@@ -86,7 +88,7 @@ fn open_tap(config: &NetConfig) -> Result<Tap, NetError> {
     Tap::open(&config.host_dev_name).map_err(|source| NetError::Tap {
         iface_id: config.iface_id.clone(),
         host_dev_name: config.host_dev_name.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -2,7 +2,6 @@
 //! memory, served by the backend with one end of a datagram socket pair as
 //! its "tap" (a read returns one datagram, as a tap returns one frame).
 
-use std::error::Error;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
@@ -398,10 +397,7 @@ fn a_missing_tap_is_named() {
         tx_rate_limiter: None,
     };
     let e = check_host(&config).expect_err("no such tap");
-    let chain = format!(
-        "{e}: {}",
-        e.source().map(|s| s.to_string()).unwrap_or_default()
-    );
+    let chain = vessel_testkit::error_chain(&e);
     assert!(
         chain.contains("\"eth0\"")
             && chain.contains("\"vsslnotap9\"")
