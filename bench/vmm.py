@@ -102,16 +102,25 @@ def run_exit(argv, marker, timeout):
 
 
 def smaps(pid, guest_bytes):
-    """(total RSS KiB, guest RAM RSS KiB) of pid."""
+    """(total RSS KiB, guest RAM RSS KiB) of pid.
+
+    The guest RAM is the anonymous mapping of the guest's size; the kernel
+    sometimes merges it with an adjacent anonymous mapping of the same
+    flags (a thread's arena), so a mapping up to 1 MiB larger counts too
+    (the overhead is then understated by at most that mapping's RSS)."""
     total = guest = 0
     size = rss = 0
     anon = False
+
+    def is_guest(kib):
+        return guest_bytes <= kib * 1024 <= guest_bytes + (1 << 20)
+
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             parts = line.split()
             if "-" in parts[0] and len(parts) >= 5:
                 # A mapping header: close the previous one.
-                if anon and size * 1024 == guest_bytes:
+                if anon and is_guest(size):
                     guest = max(guest, rss)
                 lo, hi = (int(x, 16) for x in parts[0].split("-"))
                 size, rss = (hi - lo) // 1024, 0
@@ -119,7 +128,7 @@ def smaps(pid, guest_bytes):
             elif parts[0] == "Rss:":
                 rss = int(parts[1])
                 total += rss
-    if anon and size * 1024 == guest_bytes:
+    if anon and is_guest(size):
         guest = max(guest, rss)
     return total, guest
 
