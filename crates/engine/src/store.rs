@@ -262,7 +262,16 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 }
 
 /// Write `data` to `path` through a fsynced temporary file and a rename.
+///
+/// The directory is fsynced only when the rename creates a new name. A rename
+/// over an existing file is atomic but, until the directory reaches the
+/// disk, a crash may bring back the previous version: for a record or the
+/// name index that is a state vessel already reconciles (a record saying
+/// "running" whose process is gone is read as exited; an index entry whose
+/// record is gone counts as free), so the second fsync on every state change
+/// (a run's hot path: created, running, exited, removed) buys nothing.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let replacing = path.exists();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -278,6 +287,9 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
         return result;
+    }
+    if replacing {
+        return Ok(());
     }
     if let Some(parent) = path.parent() {
         File::open(parent)
