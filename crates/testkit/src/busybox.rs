@@ -46,6 +46,10 @@ pub fn busybox_rootfs(applets: Applets<'_>) -> Vec<u8> {
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/sh\n",
     );
-    t.file("etc/group", 0o644, b"root:x:0:\nwww:x:33:\naudio:x:29:www\n");
+    t.file(
+        "etc/group",
+        0o644,
+        b"root:x:0:\nwww:x:33:\naudio:x:29:www\n",
+    );
     t.finish()
 }

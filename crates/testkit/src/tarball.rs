@@ -39,7 +39,9 @@ impl Tarball {
     /// A directory owned by root.
     pub fn dir(&mut self, path: &str, mode: u32) -> &mut Self {
         let mut h = Self::header(tar::EntryType::Directory, mode, 0);
-        self.0.append_data(&mut h, path, &[][..]).expect("in memory");
+        self.0
+            .append_data(&mut h, path, &[][..])
+            .expect("in memory");
         self
     }
 
@@ -70,7 +72,9 @@ mod tests {
     #[test]
     fn entries_read_back_as_written() {
         let mut t = Tarball::new();
-        t.dir("d", 0o755).file("d/f", 0o600, b"hi").symlink("l", "d/f");
+        t.dir("d", 0o755)
+            .file("d/f", 0o600, b"hi")
+            .symlink("l", "d/f");
         let bytes = t.finish();
         let mut a = tar::Archive::new(bytes.as_slice());
         let got: Vec<(String, tar::EntryType, u32)> = a

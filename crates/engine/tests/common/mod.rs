@@ -35,7 +35,11 @@ pub fn docker_archive(layer: &[u8], config: serde_json::Value, tag: &str) -> Vec
     let mut t = vessel_testkit::Tarball::new();
     t.file("l0/layer.tar", 0o644, layer)
         .file(&config_name, 0o644, &config)
-        .file("manifest.json", 0o644, &serde_json::to_vec(&manifest).unwrap());
+        .file(
+            "manifest.json",
+            0o644,
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
     t.finish()
 }
 
