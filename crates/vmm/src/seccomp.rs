@@ -228,6 +228,17 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
     for &nr in COMMON.iter().chain(extra) {
         rules.insert(nr, Vec::new());
     }
+    // glibc's free() reads /proc/sys/vm/overcommit_memory once per process,
+    // on whichever thread first shrinks a thread arena's heap (a device
+    // thread dropping a connection's buffer, say). So every thread may
+    // open a file read-only as glibc does (O_RDONLY|O_CLOEXEC), and only
+    // so where its list has no openat; Cloud Hypervisor does the same.
+    if let std::collections::btree_map::Entry::Vacant(e) = rules.entry(libc::SYS_openat) {
+        let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+        let cond = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, flags)
+            .map_err(err)?;
+        e.insert(vec![SeccompRule::new(vec![cond]).map_err(err)?]);
+    }
     let ioctls: Vec<u64> = match kind {
         ThreadKind::Vcpu => [KVM_RUN, KVM_GET_REGS]
             .iter()
@@ -389,6 +400,23 @@ mod tests {
             0x8070_ae9f, // KVM_GET_PIT2
         ];
         assert_eq!(VM_SNAPSHOT_IOCTLS, vm);
+    }
+
+    #[test]
+    fn threads_may_read_what_glibc_reads_when_it_frees() {
+        use std::io::Read;
+        for kind in [ThreadKind::Api, ThreadKind::Vcpu, ThreadKind::Device] {
+            let got = std::thread::spawn(move || {
+                install(kind).expect("install");
+                // File::open is openat(O_RDONLY|O_CLOEXEC), as glibc's.
+                let mut f = std::fs::File::open("/proc/sys/vm/overcommit_memory")?;
+                let mut buf = [0u8; 8];
+                f.read(&mut buf)
+            })
+            .join()
+            .expect("thread");
+            assert!(got.expect("read under the filter") > 0, "{}", kind.name());
+        }
     }
 
     #[test]

@@ -258,6 +258,14 @@ static long vq_wait_spins(struct vdev *d, int qi, u32 spins) {
 
 static long vq_wait(struct vdev *d, int qi) { return vq_wait_spins(d, qi, 2000000); }
 
+/* virtio-vsock's packet header (virtio 1.2, 5.10.6), 44 bytes. */
+struct vsock_hdr {
+    u64 src_cid, dst_cid;
+    u32 src_port, dst_port, len;
+    u16 type, op;
+    u32 flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
 /* Acknowledges the device's interrupt status; returns it. */
 static u32 vdev_ack(struct vdev *d) {
     u32 s = rd32(d->base + 0x60);

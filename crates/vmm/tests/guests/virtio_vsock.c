@@ -26,13 +26,6 @@
 
 enum { REQUEST = 1, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST };
 
-struct hdr {
-    u64 src_cid, dst_cid;
-    u32 src_port, dst_port, len;
-    u16 type, op;
-    u32 flags, buf_alloc, fwd_cnt;
-} __attribute__((packed));
-
 static struct vdev *vs;
 static u64 cid;
 /* The current connection: bytes taken from it (its fwd_cnt) and sent. */
@@ -59,7 +52,7 @@ static void rx_post(void) {
 
 /* The next packet into *h and data (RX_ROOM bytes); the RX buffer is
  * offered again. Returns the used length, or -1 if none came. */
-static long rx(struct hdr *h, u8 *data, u32 spins) {
+static long rx(struct vsock_hdr *h, u8 *data, u32 spins) {
     long n = vq_wait_spins(vs, 0, spins);
     if (n < 0) {
         memset(h, 0, sizeof(*h));
@@ -71,7 +64,7 @@ static long rx(struct hdr *h, u8 *data, u32 spins) {
     return n;
 }
 
-static void fill(struct hdr *h, u32 src_port, u32 dst_port, u16 op, u32 flags, u32 len) {
+static void fill(struct vsock_hdr *h, u32 src_port, u32 dst_port, u16 op, u32 flags, u32 len) {
     h->src_cid = cid;
     h->dst_cid = 2;
     h->src_port = src_port;
@@ -87,7 +80,7 @@ static void fill(struct hdr *h, u32 src_port, u32 dst_port, u16 op, u32 flags, u
 /* Sends one packet, its header and payload in separate descriptors when
  * there is a payload. */
 static void tx(u32 src_port, u32 dst_port, u16 op, u32 flags, const u8 *data, u32 len) {
-    fill((struct hdr *)TXBUF, src_port, dst_port, op, flags, len);
+    fill((struct vsock_hdr *)TXBUF, src_port, dst_port, op, flags, len);
     memcpy((void *)(TXBUF + HDR), data, len);
     struct buf b[2] = {{TXBUF, HDR, 0}, {TXBUF + HDR, len, 0}};
     vq_submit(vs, 1, b, len ? 2 : 1);
@@ -95,7 +88,7 @@ static void tx(u32 src_port, u32 dst_port, u16 op, u32 flags, const u8 *data, u3
     if (op == RW) sent += len;
 }
 
-static void put_packet(const char *what, const struct hdr *h) {
+static void put_packet(const char *what, const struct vsock_hdr *h) {
     puts(what);
     puts(" op ");
     putdec(h->op);
@@ -108,10 +101,10 @@ static void put_packet(const char *what, const struct hdr *h) {
 
 /* 1. Nonsense in the queues: the device gives the chains back and goes on. */
 static void hostile(void) {
-    struct hdr h;
+    struct vsock_hdr h;
     struct vq *q = &vs->q[1];
     /* A payload buffer far outside guest memory. */
-    fill((struct hdr *)TXBUF, 70, 80, REQUEST, 0, 0);
+    fill((struct vsock_hdr *)TXBUF, 70, 80, REQUEST, 0, 0);
     q->desc[0].addr = TXBUF; q->desc[0].len = HDR; q->desc[0].flags = VIRTQ_DESC_F_NEXT; q->desc[0].next = 1;
     q->desc[1].addr = 0x7fff00000000UL; q->desc[1].len = 64; q->desc[1].flags = 0; q->desc[1].next = 0;
     vq_publish(vs, 1, 0);
@@ -134,8 +127,8 @@ static void hostile(void) {
      * and gives both back empty. */
     struct buf bad_rx = {0x7fff00000000UL, HDR + RX_ROOM, 1};
     vq_submit(vs, 0, &bad_rx, 1);
-    fill((struct hdr *)TXBUF, 71, 81, REQUEST, 0, 0);
-    ((struct hdr *)TXBUF)->src_cid = 7;
+    fill((struct vsock_hdr *)TXBUF, 71, 81, REQUEST, 0, 0);
+    ((struct vsock_hdr *)TXBUF)->src_cid = 7;
     struct buf req = {TXBUF, HDR, 0};
     vq_submit(vs, 1, &req, 1);
     vq_wait(vs, 1);
@@ -152,7 +145,7 @@ static void hostile(void) {
     put_packet("vsock: spoofed cid answered", &h);
 
     /* A payload length past what the chain holds: a RST too. */
-    fill((struct hdr *)TXBUF, 72, 82, RW, 0, 0xffffffffU);
+    fill((struct vsock_hdr *)TXBUF, 72, 82, RW, 0, 0xffffffffU);
     vq_submit(vs, 1, &req, 1);
     vq_wait(vs, 1);
     rx(&h, 0, 2000000);
@@ -161,7 +154,7 @@ static void hostile(void) {
 
 /* 2. and 3. The guest connects to the host. */
 static void connect_to_host(void) {
-    struct hdr h;
+    struct vsock_hdr h;
     u8 data[RX_ROOM];
     taken = sent = 0;
     tx(40000, 5000, REQUEST, 0, 0, 0);
@@ -198,7 +191,7 @@ static void connect_to_host(void) {
     for (u32 i = 0; i < BULK / CHUNK; i++) bulk[i * CHUNK] = (u8)('A' + i);
     bulk[BULK - 1] = '\n';
     for (u32 i = 0; i < BULK / CHUNK; i++) {
-        fill((struct hdr *)TXBUF, 40000, 5000, RW, 0, CHUNK);
+        fill((struct vsock_hdr *)TXBUF, 40000, 5000, RW, 0, CHUNK);
         struct buf b[2] = {{TXBUF, HDR, 0}, {BULKBUF + i * CHUNK, CHUNK, 0}};
         vq_submit(vs, 1, b, 2);
         vq_wait(vs, 1);
@@ -221,7 +214,7 @@ static void connect_to_host(void) {
 
 /* 4. The host connects to the guest. */
 static void serve_host(void) {
-    struct hdr h;
+    struct vsock_hdr h;
     u8 data[RX_ROOM];
     u32 host_port = 0;
     puts("vsock: listening on 1234\n");

@@ -187,6 +187,9 @@ pub struct Muxer {
     control: VecDeque<Header>,
     next_tag: u32,
     next_local_port: u32,
+    /// Bytes read from a host socket on their way into an RX buffer
+    /// (allocated once: a packet is up to 64 KiB).
+    rx_buf: Vec<u8>,
 }
 
 impl Muxer {
@@ -209,6 +212,7 @@ impl Muxer {
             control: VecDeque::new(),
             next_tag: LISTENER_TAG + 1,
             next_local_port: FIRST_LOCAL_PORT,
+            rx_buf: vec![0; MAX_PAYLOAD as usize],
         }
     }
 
@@ -651,9 +655,9 @@ impl Muxer {
                 return Some(0);
             }
             let n = u64::from(c.credit().min(MAX_PAYLOAD)).min(room) as usize;
-            let mut buf = vec![0u8; n];
+            let buf = &mut self.rx_buf[..n];
             let read = loop {
-                match c.stream.read(&mut buf) {
+                match c.stream.read(buf) {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     other => break other,
                 }
@@ -670,9 +674,9 @@ impl Muxer {
                     if let Some(c) = self.conns.get_mut(&key) {
                         c.fwd_cnt_sent = c.fwd_cnt;
                     }
-                    let mut bytes = h.encode().to_vec();
-                    bytes.extend_from_slice(&buf[..read]);
-                    return Some(chain.write_at(&mem, 0, &bytes) as u32);
+                    let head = chain.write_at(&mem, 0, &h.encode());
+                    let body = chain.write_at(&mem, HEADER_LEN as u64, &self.rx_buf[..read]);
+                    return Some((head + body) as u32);
                 }
                 // EOF or a broken socket: the host sends no more.
                 _ => {
