@@ -385,6 +385,9 @@ impl Controller {
         self.config.memory_mib = mib;
         self.machine.vcpu_count = u64::from(vcpus);
         self.machine.mem_size_mib = mib;
+        // GET and PATCH /balloon work from the configuration: the
+        // snapshot's balloon becomes it.
+        self.config.devices.balloon = vm.balloon().map(|b| b.config());
         self.vm = Some(vm);
         self.log.info(&format!(
             "microVM restored: {vcpus} vCPU(s), {mib} MiB, {}",

@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,7 +21,12 @@ use serde_json::{json, Value};
 use vessel_vmm::config::devices::BalloonConfig;
 use vessel_vmm::controller::{Controller, ControllerError, ControllerOptions, Start};
 use vessel_vmm::logger::Log;
-use vessel_vmm::VmExitReason;
+use vessel_vmm::snapshot::file;
+use vessel_vmm::snapshot::state::MmioDeviceState;
+use vessel_vmm::{ConsoleOutput, VmConfig, VmExitReason};
+
+/// A console captured in memory.
+type Console = Arc<Mutex<Vec<u8>>>;
 
 /// Only a hung VM ever waits this long.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -64,8 +69,8 @@ fn fault(v: &Value) -> String {
 /// A VMM thread serving the API on `dir/api.sock`, booting the balloon
 /// guest with `balloon` (32 MiB of memory).
 struct Vmm {
-    sock: std::path::PathBuf,
-    console: Arc<Mutex<Vec<u8>>>,
+    sock: PathBuf,
+    console: Console,
     thread: JoinHandle<Result<VmExitReason, ControllerError>>,
 }
 
@@ -75,14 +80,30 @@ impl Vmm {
         let (mut config, console) = captured(&kernel);
         config.devices.balloon = Some(balloon);
         config.devices.kvm_eventfds = kvm_eventfds;
-        let sock = dir.join("api.sock");
+        Vmm::spawn(config, console, dir.join("api.sock"), Start::Boot)
+    }
+
+    /// A VMM with only an API socket at `dir/NAME.sock`, waiting for
+    /// `PUT /snapshot/load`.
+    fn waiting(dir: &Path, name: &str) -> Vmm {
+        let console = Arc::new(Mutex::new(Vec::new()));
+        let mut config = VmConfig::new("");
+        config.console = ConsoleOutput::Buffer(console.clone());
+        let sock = dir.join(format!("{name}.sock"));
+        let vmm = Vmm::spawn(config, console, sock, Start::Wait);
+        wait_for("the API socket", || vmm.sock.exists());
+        vmm
+    }
+
+    fn spawn(config: VmConfig, console: Console, sock: PathBuf, start: Start) -> Vmm {
         let options = ControllerOptions {
             id: "balloon".into(),
             seccomp: true,
             api_socket: Some(sock.clone()),
         };
-        let controller = Controller::new(config, true, Log::default(), options);
-        let thread = std::thread::spawn(move || controller.run_with(Start::Boot));
+        let boot_source = matches!(start, Start::Boot);
+        let controller = Controller::new(config, boot_source, Log::default(), options);
+        let thread = std::thread::spawn(move || controller.run_with(start));
         Vmm {
             sock,
             console,
@@ -263,4 +284,125 @@ fn without_statistics_and_without_irqfd_the_balloon_still_works() {
         out.contains("balloon: asked for 256 pages after 1 stats rounds, bye\n"),
         "{out}"
     );
+}
+
+/// The snapshot files in `dir`, as `PUT /snapshot/create` and `load`
+/// take them.
+fn snapshot_bodies(dir: &Path, state: &str) -> (String, String) {
+    let (state, mem) = (dir.join(state), dir.join("vm.mem"));
+    let create = json!({
+        "snapshot_type": "Full",
+        "snapshot_path": dir.join("vm.state"),
+        "mem_file_path": mem,
+    });
+    let load = json!({
+        "snapshot_path": state,
+        "mem_backend": {"backend_type": "File", "backend_path": mem},
+        "resume_vm": true,
+    });
+    (create.to_string(), load.to_string())
+}
+
+#[test]
+fn a_snapshot_after_inflation_restores_the_balloon_and_the_guest_goes_on() {
+    require_kvm();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let balloon = BalloonConfig {
+        amount_mib: 1,
+        deflate_on_oom: true,
+        stats_polling_interval_s: 1,
+    };
+    let vmm = Vmm::start(d, balloon, true);
+    vmm.wait_line(INFLATED);
+    let before = vmm.wait_stats("actual 256 and a second stats round", |s| {
+        s["actual_pages"] == 256 && s["minor_faults"].as_u64() >= Some(2)
+    })["minor_faults"]
+        .as_u64();
+    // Changed at run time: the snapshot must have the new interval. A new
+    // interval polls at once; once the guest's next buffer arrived the
+    // device holds it for a minute, so the snapshot has it.
+    let patch = r#"{"stats_polling_interval_s": 60}"#;
+    assert_eq!(vmm.call("PATCH", "/balloon/statistics", patch).0, 204);
+    vmm.wait_stats("the round the new interval asked for", |s| {
+        s["minor_faults"].as_u64() > before
+    });
+    assert_eq!(vmm.call("PATCH", "/vm", r#"{"state": "Paused"}"#).0, 204);
+    let (create, load) = snapshot_bodies(d, "vm.state");
+    let (status, body) = vmm.call("PUT", "/snapshot/create", &create);
+    assert_eq!(status, 204, "{body}");
+    let config = vmm.call("GET", "/balloon", "").1;
+    assert_eq!(
+        config,
+        json!({"amount_mib": 1, "deflate_on_oom": true, "stats_polling_interval_s": 60})
+    );
+    let saved = vmm.call("GET", "/balloon/statistics", "").1;
+    let rounds = saved["minor_faults"].as_u64().expect("minor_faults");
+    // The first VM ends: resumed, a larger target says goodbye.
+    assert_eq!(vmm.call("PATCH", "/vm", r#"{"state": "Resumed"}"#).0, 204);
+    vmm.patch_target(2);
+    let (reason, out) = vmm.join();
+    assert_eq!(reason, VmExitReason::Reset, "{out}");
+
+    // The state file holds the balloon as it was, the stats buffer the
+    // device kept among it.
+    let good = std::fs::read(d.join("vm.state")).expect("state file");
+    let state = file::decode(&good).expect("decode");
+    let [saved_device] = &state.devices.mmio[..] else {
+        panic!("one device expected: {:?}", state.devices.mmio);
+    };
+    let MmioDeviceState::Balloon(b) = &saved_device.device else {
+        panic!("not a balloon: {:?}", saved_device.device);
+    };
+    assert_eq!((b.target_pages, b.actual_pages), (256, 256));
+    assert_eq!(b.stats_polling_interval_s, 60);
+    assert!(b.stats_desc_index.is_some(), "{b:?}");
+
+    // A corrupt balloon state (checksum made valid) is refused by name.
+    let mut bad = file::decode(&good).expect("decode");
+    if let MmioDeviceState::Balloon(b) = &mut bad.devices.mmio[0].device {
+        b.stats_desc_index = None;
+    }
+    std::fs::write(d.join("bad.state"), file::encode(&bad).expect("encode")).expect("write");
+    let vmm = Vmm::waiting(d, "second");
+    let (_, bad_load) = snapshot_bodies(d, "bad.state");
+    let (status, body) = vmm.call("PUT", "/snapshot/load", &bad_load);
+    assert_eq!(status, 400, "{body}");
+    let msg = fault(&body);
+    assert!(
+        msg.contains("balloon") && msg.contains("`stats_desc_index`"),
+        "{msg}"
+    );
+
+    // The same VMM restores the good one: the balloon is as it was.
+    let (status, body) = vmm.call("PUT", "/snapshot/load", &load);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(vmm.call("GET", "/balloon", ""), (200, config));
+    let stats = vmm.call("GET", "/balloon/statistics", "").1;
+    for key in ["target_pages", "actual_pages", "target_mib", "actual_mib"] {
+        assert_eq!(stats[key], saved[key], "{key}: {stats} vs {saved}");
+    }
+    // The statistics came with the snapshot (or are newer).
+    assert!(stats["minor_faults"].as_u64() >= Some(rounds), "{stats}");
+    assert_eq!(stats["total_memory"], 32 << 20);
+    // The guest goes on: the buffer the device held is given back at its
+    // next poll (a new interval polls at once) and the guest posts a new
+    // round; it deflates on a smaller target and ends on a larger one.
+    let patch = r#"{"stats_polling_interval_s": 1}"#;
+    assert_eq!(vmm.call("PATCH", "/balloon/statistics", patch).0, 204);
+    vmm.wait_stats("a stats round after the restore", |s| {
+        s["minor_faults"].as_u64() > Some(rounds)
+    });
+    vmm.patch_target(0);
+    vmm.wait_line(DEFLATED);
+    vmm.wait_stats("actual 0", |s| s["actual_pages"] == 0);
+    vmm.patch_target(2);
+    let (reason, out) = vmm.join();
+    assert_eq!(reason, VmExitReason::Reset, "{out}");
+    assert!(
+        out.starts_with(DEFLATED),
+        "the restored guest printed {out:?}"
+    );
+    assert!(out.contains("balloon: asked for 512 pages after"), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
 }

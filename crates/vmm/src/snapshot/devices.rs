@@ -45,7 +45,11 @@ impl Devices {
             .devices
             .iter()
             .map(|d| {
-                let device = d.state.clone().ok_or_else(|| {
+                let transport = lock(&d.transport);
+                // A state read on the paused device thread is newer than
+                // the one kept since the build.
+                let reported = transport.reported_state();
+                let device = reported.or_else(|| d.state.clone()).ok_or_else(|| {
                     SnapshotError::Unsupported(format!(
                         "the {} device cannot be saved in a snapshot yet",
                         d.name
@@ -56,7 +60,7 @@ impl Devices {
                     base: d.base,
                     len: crate::devices::virtio::mmio::MMIO_LEN,
                     irq: d.irq,
-                    transport: lock(&d.transport).save(),
+                    transport: transport.save(),
                     device,
                 })
             })

@@ -29,7 +29,7 @@ use super::state::{InvalidState, MicrovmState};
 pub const MAGIC: [u8; 8] = *b"VSSLSNAP";
 /// The format this vessel writes and reads. Bumped whenever the encoding
 /// of [`MicrovmState`] changes; another version is refused, never guessed.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 56;
 /// The largest state file read (a 254-vCPU VM's state is about 2 MiB).

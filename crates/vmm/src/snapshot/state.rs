@@ -15,6 +15,7 @@ use crate::config::{MAX_MEM_MIB, MAX_VCPUS, MIN_MEM_MIB};
 use crate::devices::legacy::cmos::CmosState;
 use crate::devices::legacy::i8042::I8042State;
 use crate::devices::legacy::serial::SerialState;
+use crate::devices::virtio::balloon::persist::BalloonState;
 use crate::devices::virtio::block::persist::BlockState;
 use crate::devices::virtio::mmio::persist::TransportState;
 use crate::devices::virtio::net::persist::NetState;
@@ -201,6 +202,8 @@ pub enum MmioDeviceState {
     Vsock(VsockState),
     /// virtio-net.
     Net(NetState),
+    /// virtio-balloon.
+    Balloon(BalloonState),
 }
 
 impl MmioDeviceState {
@@ -211,6 +214,7 @@ impl MmioDeviceState {
             MmioDeviceState::Rng(_) => "virtio-rng",
             MmioDeviceState::Vsock(_) => "virtio-vsock",
             MmioDeviceState::Net(_) => "virtio-net",
+            MmioDeviceState::Balloon(_) => "virtio-balloon",
         }
     }
 
@@ -221,6 +225,7 @@ impl MmioDeviceState {
             MmioDeviceState::Rng(_) => Ok(()),
             MmioDeviceState::Vsock(v) => v.validate().map_err(|e| e.to_string()),
             MmioDeviceState::Net(n) => n.validate().map_err(|e| e.to_string()),
+            MmioDeviceState::Balloon(b) => b.validate().map_err(|e| e.to_string()),
         }
     }
 }

@@ -107,7 +107,9 @@ pub struct PlacedDevice {
     /// Interrupt line.
     pub irq: u32,
     /// The device's own state for snapshots (set when it is built, since
-    /// it does not change); `None` for a kind snapshots cannot save yet.
+    /// it does not change); `None` for a kind snapshots cannot save yet,
+    /// or whose thread reports it when paused (the balloon, whose target
+    /// changes at run time: `Backend::snapshot_state`).
     pub state: Option<MmioDeviceState>,
 }
 

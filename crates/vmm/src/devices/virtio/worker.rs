@@ -22,6 +22,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::bus::lock;
 use crate::seccomp::{self, ThreadKind};
+use crate::snapshot::state::MmioDeviceState;
 
 /// Data tag of the control eventfd; queue eventfds are tagged with their
 /// index, devices tag their own descriptors from [`FIRST_DEVICE_TAG`].
@@ -62,6 +63,13 @@ pub trait Backend: Send + 'static {
     fn queue_states(&self) -> Option<Vec<QueueState>> {
         None
     }
+    /// For a snapshot, asked with [`Backend::queue_states`]: the device's
+    /// own state, for a device whose state changes at run time (the
+    /// balloon's target). `None` (the default): the state taken when the
+    /// device was built (`PlacedDevice::state`) still holds.
+    fn snapshot_state(&self) -> Option<MmioDeviceState> {
+        None
+    }
 }
 
 /// Messages from the transport.
@@ -87,6 +95,8 @@ pub struct WorkerReport {
     pub active: bool,
     /// [`Backend::queue_states`], when active.
     pub queues: Option<Vec<QueueState>>,
+    /// [`Backend::snapshot_state`], active or not.
+    pub device: Option<MmioDeviceState>,
 }
 
 struct DeviceLoop<B> {
@@ -163,6 +173,7 @@ impl<B: Backend> DeviceLoop<B> {
             } else {
                 None
             },
+            device: self.backend.snapshot_state(),
         };
         if reply.send(report).is_err() {
             // Nobody waits for the report: no snapshot is being taken.

@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
-use vm_memory::GuestMemoryMmap;
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::{AttachError, Builder, VirtioDevices, MAX_VIRTIO_DEVICES};
+use crate::devices::virtio::balloon::persist::BalloonStateError;
+use crate::devices::virtio::balloon::BalloonBackend;
 use crate::devices::virtio::block::persist::BlockStateError;
 use crate::devices::virtio::block::BlockBackend;
 use crate::devices::virtio::interrupt::Interrupt;
@@ -55,6 +57,9 @@ pub enum RestoreError {
     /// A network interface's state or tap.
     #[error(transparent)]
     Net(#[from] NetStateError),
+    /// The balloon's state.
+    #[error(transparent)]
+    Balloon(#[from] BalloonStateError),
 }
 
 /// A device being restored: its saved transport, and what runs on its
@@ -168,6 +173,18 @@ pub fn restore_devices(
                 b.place(name.to_owned(), &thread, make, Some(restoring))?;
                 b.out.nets.extend(handle);
             }
+            MmioDeviceState::Balloon(s) => {
+                let memory_bytes = vm.memory().iter().map(|r| r.len()).sum();
+                s.check(&d.transport, memory_bytes).map_err(failed(name))?;
+                let mut handle = None;
+                let make = |irq| {
+                    let backend = BalloonBackend::restore(irq, s).map_err(failed(name))?;
+                    handle = Some(backend.handle());
+                    Ok((backend.info(), backend))
+                };
+                b.place(name.to_owned(), &thread, make, Some(restoring))?;
+                b.out.balloon = handle;
+            }
         }
         if let Some(placed) = b.out.devices.last_mut() {
             placed.state = Some(d.device.clone());
@@ -183,5 +200,6 @@ fn thread_prefix(d: &MmioDeviceState) -> &'static str {
         MmioDeviceState::Rng(_) => "rng",
         MmioDeviceState::Vsock(_) => "vsock",
         MmioDeviceState::Net(_) => "net",
+        MmioDeviceState::Balloon(_) => "balloon",
     }
 }

@@ -10,17 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_manager::{EventOps, EventSet, Events};
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueState, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::timerfd::TimerFd;
 
-use super::handle::Shared;
+use super::handle::{BalloonHandle, Shared};
 use super::pfn::{self, PfnReport};
 use super::stats::{self, MAX_STATS_BYTES};
 use super::{DEFLATE_QUEUE, INFLATE_QUEUE, STATS_QUEUE, VIRTIO_BALLOON_F_STATS_VQ};
 use crate::devices::bus::lock;
 use crate::devices::virtio::queue::{complete, pop, serve, Popped, Served};
 use crate::devices::virtio::worker::{Activation, Backend, FIRST_DEVICE_TAG};
+use crate::snapshot::state::MmioDeviceState;
+use crate::snapshot::Persist;
 
 /// Data tag of the statistics polling timer.
 pub const STATS_TIMER_TAG: u32 = FIRST_DEVICE_TAG;
@@ -41,9 +43,12 @@ struct Active {
 /// The device thread's half of the balloon.
 #[derive(Debug)]
 pub struct BalloonBackend {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     timer: TimerFd,
     active: Option<Active>,
+    /// A snapshot's held stats buffer, taken back on the next activation
+    /// (the restored queues' positions count it as in flight).
+    pub(super) restored_stats_head: Option<u16>,
 }
 
 impl BalloonBackend {
@@ -61,7 +66,22 @@ impl BalloonBackend {
             shared,
             timer,
             active: None,
+            restored_stats_head: None,
         })
+    }
+
+    /// The VMM thread's handle on this balloon.
+    pub fn handle(&self) -> BalloonHandle {
+        BalloonHandle::new(self.shared.clone())
+    }
+
+    /// The stats buffer the device holds (or, restored and not yet
+    /// activated, will hold).
+    pub(super) fn stats_head(&self) -> Option<u16> {
+        match &self.active {
+            Some(a) => a.stats_head,
+            None => self.restored_stats_head,
+        }
     }
 
     /// The queue `index` if the driver made it ready.
@@ -212,11 +232,13 @@ impl BalloonBackend {
     /// Takes the driver's queues; whether it accepted the stats queue.
     pub(super) fn take_queues(&mut self, a: Activation) -> bool {
         let stats = a.features & VIRTIO_BALLOON_F_STATS_VQ != 0;
+        // Only the first activation after a restore holds the buffer.
+        let restored = self.restored_stats_head.take();
         self.active = Some(Active {
             mem: a.mem,
             queues: a.queues,
             stats,
-            stats_head: None,
+            stats_head: restored.filter(|_| stats),
         });
         self.shared.active.store(true, Ordering::SeqCst);
         stats
@@ -285,6 +307,19 @@ impl Backend for BalloonBackend {
             }
             _ => {}
         }
+    }
+
+    /// The balloon holds its stats buffer across events, so the queues'
+    /// positions come from here rather than from the used rings.
+    fn queue_states(&self) -> Option<Vec<QueueState>> {
+        let a = self.active.as_ref()?;
+        Some(a.queues.iter().map(|q| q.state()).collect())
+    }
+
+    /// Read here, with the thread paused: the target and the polling
+    /// interval change at run time, `actual` whenever the driver writes.
+    fn snapshot_state(&self) -> Option<MmioDeviceState> {
+        Some(MmioDeviceState::Balloon(self.save()))
     }
 
     fn reset(&mut self, ops: &mut EventOps) {

@@ -12,6 +12,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::stats::GuestStats;
 use super::{mib_to_pages, pages_to_mib, ACTUAL_OFFSET, NUM_PAGES_OFFSET};
+use crate::config::devices::BalloonConfig;
 use crate::devices::bus::lock;
 use crate::devices::virtio::interrupt::Interrupt;
 use crate::devices::virtio::ConfigSpace;
@@ -42,6 +43,8 @@ pub(super) struct Shared {
     pub stats: Mutex<GuestStats>,
     /// Whether the device offers the stats queue (fixed at build).
     pub stats_enabled: bool,
+    /// Whether it offers `VIRTIO_BALLOON_F_DEFLATE_ON_OOM` (fixed at build).
+    pub deflate_on_oom: bool,
     pub polling_interval_s: AtomicU16,
     /// Tells the device thread to re-arm its polling timer.
     pub interval_changed: EventFd,
@@ -54,21 +57,23 @@ impl Shared {
     pub fn new(
         config: Arc<ConfigSpace>,
         interrupt: Arc<Interrupt>,
-        stats_polling_interval_s: u16,
+        balloon: &BalloonConfig,
     ) -> std::io::Result<Self> {
+        let seconds = balloon.stats_polling_interval_s;
         Ok(Shared {
             config,
             interrupt,
             stats: Mutex::new(GuestStats::default()),
-            stats_enabled: stats_polling_interval_s != 0,
-            polling_interval_s: AtomicU16::new(stats_polling_interval_s),
+            stats_enabled: seconds != 0,
+            deflate_on_oom: balloon.deflate_on_oom,
+            polling_interval_s: AtomicU16::new(seconds),
             interval_changed: EventFd::new(libc::EFD_NONBLOCK)?,
             active: AtomicBool::new(false),
             warnings: AtomicU64::new(0),
         })
     }
 
-    fn config_u32(&self, offset: usize) -> u32 {
+    pub fn config_u32(&self, offset: usize) -> u32 {
         let mut b = [0u8; 4];
         self.config.read(offset as u64, &mut b);
         u32::from_le_bytes(b)
@@ -169,6 +174,18 @@ impl BalloonHandle {
             actual_mib: pages_to_mib(actual_pages),
             guest: *lock(&self.shared.stats),
         })
+    }
+
+    /// The device as `GET /balloon` shows it: the current target (in
+    /// whole MiB), the features and polling interval it runs with. After a
+    /// restore this is where the controller learns the balloon's
+    /// configuration (the snapshot has no configuration file).
+    pub fn config(&self) -> BalloonConfig {
+        BalloonConfig {
+            amount_mib: pages_to_mib(self.target_pages()),
+            deflate_on_oom: self.shared.deflate_on_oom,
+            stats_polling_interval_s: self.polling_interval_s(),
+        }
     }
 
     /// How many times the driver sent something vessel had to ignore.

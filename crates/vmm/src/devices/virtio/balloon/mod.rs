@@ -14,6 +14,7 @@
 
 pub mod device;
 pub mod handle;
+pub mod persist;
 pub mod pfn;
 pub mod stats;
 
@@ -80,31 +81,38 @@ pub fn create(
     config: &BalloonConfig,
     interrupt: Arc<Interrupt>,
 ) -> Result<(DeviceInfo, BalloonBackend, BalloonHandle), BalloonError> {
-    let stats = config.stats_polling_interval_s != 0;
-    let mut features = VIRTIO_F_VERSION_1;
-    if stats {
-        features |= VIRTIO_BALLOON_F_STATS_VQ;
-    }
-    if config.deflate_on_oom {
-        features |= VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
-    }
     let mut bytes = vec![0u8; CONFIG_LEN];
     bytes[NUM_PAGES_OFFSET..NUM_PAGES_OFFSET + 4]
         .copy_from_slice(&mib_to_pages(config.amount_mib).to_le_bytes());
     let space = Arc::new(ConfigSpace::new(bytes, ACTUAL_OFFSET..ACTUAL_OFFSET + 4));
     let shared = Arc::new(
-        handle::Shared::new(space.clone(), interrupt, config.stats_polling_interval_s)
+        handle::Shared::new(space, interrupt, config)
             .map_err(|e| BalloonError::Host("eventfd", e))?,
     );
-    let backend =
-        BalloonBackend::new(shared.clone()).map_err(|e| BalloonError::Host("timer", e))?;
-    let info = DeviceInfo {
-        device_type: VIRTIO_ID_BALLOON,
-        queue_sizes: vec![QUEUE_SIZE; if stats { 3 } else { 2 }],
-        features,
-        config: space,
-    };
-    Ok((info, backend, BalloonHandle::new(shared)))
+    let backend = BalloonBackend::new(shared).map_err(|e| BalloonError::Host("timer", e))?;
+    let (info, handle) = (backend.info(), backend.handle());
+    Ok((info, backend, handle))
+}
+
+impl BalloonBackend {
+    /// The transport's description of this balloon: its features and
+    /// queues follow what it was built with.
+    pub fn info(&self) -> DeviceInfo {
+        let shared = &self.shared;
+        let mut features = VIRTIO_F_VERSION_1;
+        if shared.stats_enabled {
+            features |= VIRTIO_BALLOON_F_STATS_VQ;
+        }
+        if shared.deflate_on_oom {
+            features |= VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
+        }
+        DeviceInfo {
+            device_type: VIRTIO_ID_BALLOON,
+            queue_sizes: vec![QUEUE_SIZE; if shared.stats_enabled { 3 } else { 2 }],
+            features,
+            config: shared.config.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

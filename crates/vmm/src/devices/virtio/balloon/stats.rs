@@ -112,6 +112,21 @@ impl GuestStats {
         let mut copy = *self;
         copy.slot(tag).and_then(|s| *s)
     }
+
+    /// Sets `tag` (a snapshot's value); `false` for a tag vessel does not
+    /// know.
+    pub fn set(&mut self, tag: u16, val: u64) -> bool {
+        self.slot(tag).map(|s| *s = Some(val)).is_some()
+    }
+
+    /// Every statistic the guest reported, by tag in increasing order (a
+    /// snapshot's form: the JSON form skips absent fields, which postcard
+    /// cannot).
+    pub fn entries(&self) -> Vec<(u16, u64)> {
+        (0..=VIRTIO_BALLOON_S_DIRECT_RECLAIM)
+            .filter_map(|tag| Some((tag, self.get(tag)?)))
+            .collect()
+    }
 }
 
 /// What one stats buffer held.

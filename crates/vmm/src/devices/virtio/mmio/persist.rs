@@ -29,6 +29,7 @@ use crate::devices::bus::lock;
 use crate::devices::virtio::interrupt::Interrupt;
 use crate::devices::virtio::worker::{Activation, Command, WorkerHandle};
 use crate::devices::virtio::VIRTIO_F_VERSION_1;
+use crate::snapshot::state::MmioDeviceState;
 use crate::snapshot::Persist;
 
 /// Status bits a driver may set (`DEVICE_NEEDS_RESET` is the device's).
@@ -177,6 +178,12 @@ impl MmioTransport {
         if self.paused.take().is_some() {
             self.worker.send(Command::Resume);
         }
+    }
+
+    /// The device's own state as its paused thread reported it (see
+    /// `Backend::snapshot_state`); `None` when it keeps none at run time.
+    pub fn reported_state(&self) -> Option<MmioDeviceState> {
+        self.paused.as_ref().and_then(|r| r.device.clone())
     }
 
     /// The handed-over queues with both positions at the used ring's index
