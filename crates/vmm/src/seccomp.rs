@@ -9,7 +9,8 @@
 //! guests, the API tests and a Linux boot), plus what Rust's runtime needs
 //! to allocate, park and exit. ioctl is limited by request number: a vCPU
 //! thread may only `KVM_RUN` (and read registers for an error report, and
-//! its whole state for a snapshot); the VMM thread may only read the VM's
+//! its whole state for a snapshot, and raise a device's interrupt line
+//! with `KVM_IRQ_LINE` where KVM has no irqfd); the VMM thread may only read the VM's
 //! irqchips, PIT and clock (snapshots) and raise a balloon interrupt line
 //! (`KVM_IRQ_LINE`, without irqfd); the API thread makes no ioctl.
 
@@ -240,7 +241,10 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
         e.insert(vec![SeccompRule::new(vec![cond]).map_err(err)?]);
     }
     let ioctls: Vec<u64> = match kind {
-        ThreadKind::Vcpu => [KVM_RUN, KVM_GET_REGS]
+        // KVM_IRQ_LINE: without irqfd, the configuration interrupt of a
+        // device the transport marks DEVICE_NEEDS_RESET on this thread's
+        // MMIO exit (see docs/vmm.md, Seccomp).
+        ThreadKind::Vcpu => [KVM_RUN, KVM_GET_REGS, KVM_IRQ_LINE]
             .iter()
             .chain(VCPU_SNAPSHOT_IOCTLS)
             .copied()
