@@ -110,6 +110,50 @@ fn hooks_run_in_order() {
     );
 }
 
+/// The init is moved into its cgroup while it builds its mounts (the
+/// kernel's wait for that move overlaps with them); hooks must still find it
+/// there, in every controller, and in its own cgroup namespace.
+#[test]
+fn create_hooks_find_the_init_in_its_cgroup() {
+    let mut ctx = Ctx::new("hookcgroup", &["true"]);
+    let out = ctx.path("init-cgroup.txt");
+    let ns = ctx.path("init-cgroupns.txt");
+    let script = format!(
+        "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); cat /proc/$pid/cgroup > {}; \
+         readlink /proc/$pid/ns/cgroup > {}",
+        out.display(),
+        ns.display()
+    );
+    ctx.config["hooks"] = json!({
+        "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}],
+    });
+    ctx.create_ok();
+    let cgroups = std::fs::read_to_string(&out).unwrap();
+    let want = format!("/{}/{}", common::CGROUP_PARENT, ctx.name);
+    for controller in ["memory", "pids", "cpu", "freezer", "devices", "blkio"] {
+        let line = cgroups
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller} line in {cgroups}"));
+        assert!(
+            line.ends_with(&want),
+            "init not in {want}: {line}\n{cgroups}"
+        );
+    }
+    let host_ns = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    let init_ns = std::fs::read_to_string(&ns).unwrap();
+    assert_ne!(
+        init_ns.trim(),
+        host_ns.to_str().unwrap(),
+        "the init has no cgroup namespace of its own"
+    );
+    ctx.rt_ok(&["delete", "--force", ctx.id()]);
+}
+
 #[test]
 fn failing_prestart_hook_fails_create_and_leaves_nothing() {
     let mut ctx = Ctx::new("hookfail", &["true"]);

@@ -42,13 +42,10 @@ pub fn spawn_init(ctx: InitContext, cgroup: &dyn CgroupManager) -> Result<Pid> {
         &bundle,
     );
     if result.is_err() {
-        for pid in [Some(stage1), init_pid].into_iter().flatten() {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-    }
-    // Stage 1 exits right after forking the init when the pid namespace
-    // changes; reap it so it leaves no zombie (it is our child).
-    if init_pid != Some(stage1) || result.is_err() {
+        kill_all(&parent_end, stage1, init_pid);
+    } else if init_pid != Some(stage1) {
+        // Stage 1 exits right after forking the init when the pid namespace
+        // changes; reap it so it leaves no zombie (it is our child).
         let _ = waitpid(stage1, None);
     }
     result.and_then(|()| {
@@ -66,18 +63,18 @@ fn drive(
     id: &str,
     bundle: &std::path::Path,
 ) -> Result<()> {
-    cgroup
-        .add_task(stage1.as_raw())
-        .map_err(|e| RuntimeError::Cgroup {
-            id: id.to_owned(),
-            source: e,
-        })?;
-    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        let path = format!("/proc/{stage1}/oom_score_adj");
-        std::fs::write(&path, adj.to_string())
-            .map_err(|e| RuntimeError::io("process.oomScoreAdj: cannot write", path, e))?;
-    }
-    send(chan, &SyncMsg::Go)?;
+    let join = |pid: Pid| {
+        cgroup
+            .add_task(pid.as_raw())
+            .map_err(|e| RuntimeError::Cgroup {
+                id: id.to_owned(),
+                source: e,
+            })
+    };
+    // Stage 1 does not wait for this (see init::cgroup_gate): the kernel's
+    // wait in the first write overlaps with its namespaces and the init's
+    // mounts. An init it forks before the write lands is moved below.
+    join(stage1)?;
     loop {
         let msg = chan
             .recv()
@@ -87,7 +84,20 @@ fn drive(
                 write_id_maps(pid, spec)?;
                 send(chan, &SyncMsg::MapDone)?;
             }
-            SyncMsg::Pid { pid } => *init_pid = Some(Pid::from_raw(pid)),
+            SyncMsg::Pid { pid } => {
+                let pid = Pid::from_raw(pid);
+                *init_pid = Some(pid);
+                if pid != stage1 {
+                    join(pid)?;
+                }
+                if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+                    let path = format!("/proc/{pid}/oom_score_adj");
+                    std::fs::write(&path, adj.to_string()).map_err(|e| {
+                        RuntimeError::io("process.oomScoreAdj: cannot write", path, e)
+                    })?;
+                }
+                send(chan, &SyncMsg::Joined)?;
+            }
             SyncMsg::RunCreateHooks => {
                 let state = HookState {
                     oci_version: spec.version(),
@@ -108,6 +118,23 @@ fn drive(
                     "unexpected message {other:?}"
                 )))
             }
+        }
+    }
+}
+
+/// Kill what `create` started after a failure: stage 1, and the init if
+/// stage 1 forked one. An init whose pid is still unread in the channel is
+/// found there once stage 1 is dead (stage 1 always sends the pid before it
+/// exits; an init whose stage 1 died before that exits on its own).
+fn kill_all(chan: &SyncChannel, stage1: Pid, init_pid: Option<Pid>) {
+    let _ = kill(stage1, Signal::SIGKILL);
+    if let Some(pid) = init_pid {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    let _ = waitpid(stage1, None);
+    while let Ok(Some(msg)) = chan.try_recv() {
+        if let SyncMsg::Pid { pid } = msg {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! namespace changes it forks stage 2, which is the container's pid 1. Every
 //! failure is sent to the runtime as an error chain before the child exits.
 
+pub mod cgroup_gate;
 pub mod console;
 pub mod devices;
 pub mod mounts;
@@ -25,6 +26,7 @@ use crate::namespaces::{clone_flag, NamespacePlan};
 use crate::process::{self, Finalize};
 use crate::sys::fork::{exit_child, fork, Forked};
 use crate::sys::sync::{SyncChannel, SyncMsg};
+use cgroup_gate::CgroupGate;
 
 /// What the init needs, prepared by the runtime before forking.
 #[derive(Debug)]
@@ -85,7 +87,8 @@ fn expect(chan: &SyncChannel, want: SyncMsg) -> Result<()> {
 }
 
 fn stage1_inner(ctx: &InitContext, chan: &SyncChannel) -> Result<()> {
-    expect(chan, SyncMsg::Go)?;
+    // No waiting for the runtime here: it moves us into the cgroup while we
+    // work (see cgroup_gate); the cgroup namespace waits for the init.
     for (typ, path) in &ctx.plan.join {
         let fd = std::fs::File::open(path)
             .map_err(|e| RuntimeError::io("cannot open namespace", path, e))?;
@@ -93,7 +96,7 @@ fn stage1_inner(ctx: &InitContext, chan: &SyncChannel) -> Result<()> {
         nix::sched::setns(&fd, flag)
             .map_err(|e| RuntimeError::sys(format!("setns {}", path.display()), e))?;
     }
-    let mut new = ctx.plan.new;
+    let mut new = ctx.plan.new - CloneFlags::CLONE_NEWCGROUP;
     if new.contains(CloneFlags::CLONE_NEWUSER) {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
             .map_err(|e| RuntimeError::sys("unshare user namespace", e))?;
@@ -116,23 +119,36 @@ fn stage1_inner(ctx: &InitContext, chan: &SyncChannel) -> Result<()> {
     if ctx.plan.changes_pid_ns() {
         // The init must not talk to the runtime before stage 1 has reported
         // its pid: two processes writing to one socket give no ordering. It
-        // waits for end of file on this pipe, i.e. for stage 1 to exit.
+        // waits on this pipe for stage 1's byte, sent once the pid is on its
+        // way; end of file without it means stage 1 died first (the runtime
+        // then never learns our pid and cannot clean us up), so we leave.
         let (wait_r, wait_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| RuntimeError::sys("pipe", e))?;
         match fork().map_err(|e| RuntimeError::sys("fork into the pid namespace", e))? {
             Forked::Parent(child) => {
                 drop(wait_r);
-                let _ = chan.send(&SyncMsg::Pid {
-                    pid: child.as_raw(),
-                });
+                if chan
+                    .send(&SyncMsg::Pid {
+                        pid: child.as_raw(),
+                    })
+                    .is_ok()
+                {
+                    let _ = nix::unistd::write(&wait_w, b"1");
+                }
                 drop(wait_w);
                 exit_child(0);
             }
             Forked::Child => {
                 drop(wait_w);
                 let mut byte = [0u8; 1];
-                while let Err(nix::Error::EINTR) = nix::unistd::read(wait_r.as_raw_fd(), &mut byte)
-                {
+                let n = loop {
+                    match nix::unistd::read(wait_r.as_raw_fd(), &mut byte) {
+                        Err(nix::Error::EINTR) => continue,
+                        other => break other,
+                    }
+                };
+                if n != Ok(1) {
+                    exit_child(1);
                 }
             }
         }
@@ -158,6 +174,7 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
         .ok()
         .and_then(|p| p.to_str()?.parse().ok())
         .unwrap_or(std::process::id() as i32);
+    let gate = CgroupGate::new(chan, ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP));
     let state_of = |status| HookState {
         oci_version: spec.version(),
         id: &ctx.id,
@@ -175,12 +192,15 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
             in_userns: ctx.plan.has(LinuxNamespaceType::User),
             new_cgroupns: ctx.plan.new.contains(CloneFlags::CLONE_NEWCGROUP),
             cgroup_path: &ctx.cgroup_path,
+            cgroup_gate: &gate,
         };
         let _root = rootfs::prepare(&plan)?;
+        gate.pass()?;
         run_create_hooks(chan)?;
         hooks::run_all(HookKind::CreateContainer, hooks, &state_of("creating"))?;
         rootfs::enter(&ctx.rootfs, ctx.no_pivot)?;
     } else {
+        gate.pass()?;
         run_create_hooks(chan)?;
         hooks::run_all(HookKind::CreateContainer, hooks, &state_of("creating"))?;
         // Without a mount namespace of our own, a chroot is the best we can do.

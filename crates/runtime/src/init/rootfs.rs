@@ -6,6 +6,7 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 
+use super::cgroup_gate::CgroupGate;
 use super::devices;
 use super::mounts::{bind_remount, mount_into, parse_options, propagation_flag};
 use crate::error::{Result, RuntimeError};
@@ -31,6 +32,8 @@ pub struct RootfsPlan<'a> {
     pub new_cgroupns: bool,
     /// The container's cgroup path, for bind-mounting it without a cgroup namespace.
     pub cgroup_path: &'a str,
+    /// Passed before the first cgroup mount.
+    pub cgroup_gate: &'a CgroupGate<'a>,
 }
 
 /// Set up mounts and /dev under the rootfs; returns the open rootfs.
@@ -72,6 +75,7 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
     let mounts: &[Mount] = plan.spec.mounts().as_deref().unwrap_or(&[]);
     for m in mounts {
         if m.typ().as_deref() == Some("cgroup") || m.typ().as_deref() == Some("cgroup2") {
+            plan.cgroup_gate.pass()?;
             mount_cgroup(root.as_fd(), m, plan)?;
         } else {
             mount_into(root.as_fd(), plan.bundle, m)?;

@@ -15,8 +15,11 @@ pub enum SyncMsg {
     MapRequest { pid: i32 },
     /// Parent: the maps are written.
     MapDone,
-    /// Parent: cgroups and maps are in place, carry on.
+    /// Parent (`exec`): the process is in the container's cgroup, carry on.
     Go,
+    /// Parent (`create`): the init is in the container's cgroup and has its
+    /// oom_score_adj; it may now create its cgroup namespace.
+    Joined,
     /// Child: the process that will exec the container program is `pid` (host pid namespace).
     Pid { pid: i32 },
     /// Init: mounts are done; run prestart and createRuntime hooks now.
@@ -81,12 +84,31 @@ impl SyncChannel {
 
     /// Receive one message, blocking.
     pub fn recv(&self) -> Result<SyncMsg, SyncError> {
+        self.recv_with(nix::sys::socket::MsgFlags::empty())?
+            .ok_or(SyncError::Io(nix::Error::EAGAIN))
+    }
+
+    /// Receive one message if one is queued; `None` if none is.
+    pub fn try_recv(&self) -> Result<Option<SyncMsg>, SyncError> {
+        self.recv_with(nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+    }
+
+    fn recv_with(&self, flags: nix::sys::socket::MsgFlags) -> Result<Option<SyncMsg>, SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match nix::unistd::read(self.fd.as_raw_fd(), &mut buf) {
+            match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, flags) {
                 Ok(0) => return Err(SyncError::Closed),
-                Ok(n) => return serde_json::from_slice(&buf[..n]).map_err(SyncError::Malformed),
+                Ok(n) => {
+                    return serde_json::from_slice(&buf[..n])
+                        .map(Some)
+                        .map_err(SyncError::Malformed)
+                }
                 Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::EAGAIN)
+                    if flags.contains(nix::sys::socket::MsgFlags::MSG_DONTWAIT) =>
+                {
+                    return Ok(None)
+                }
                 Err(nix::Error::ECONNRESET) => return Err(SyncError::Closed),
                 Err(e) => return Err(SyncError::Io(e)),
             }
@@ -115,5 +137,16 @@ mod tests {
         );
         drop(a);
         assert!(matches!(b.recv(), Err(SyncError::Closed)));
+    }
+
+    #[test]
+    fn try_recv_returns_what_is_queued_then_none() {
+        let (a, b) = SyncChannel::pair().unwrap();
+        assert_eq!(b.try_recv().unwrap(), None);
+        a.send(&SyncMsg::Joined).unwrap();
+        assert_eq!(b.try_recv().unwrap(), Some(SyncMsg::Joined));
+        assert_eq!(b.try_recv().unwrap(), None);
+        drop(a);
+        assert!(matches!(b.try_recv(), Err(SyncError::Closed)));
     }
 }
