@@ -146,7 +146,9 @@ fn configure_segments(
     sregs.gs = data;
     sregs.ss = data;
     sregs.tr = tss;
-    sregs.cr0 = (sregs.cr0 | X86_CR0_PE | X86_CR0_ET) & !X86_CR0_PG;
+    // Set, not or-ed into KVM's reset value: that has CD and NW set (caches
+    // off), which neither boot protocol asks for (Firecracker sets the same).
+    sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
     sregs.cr4 = 0;
     sregs.efer = 0;
     Ok(())
