@@ -175,6 +175,9 @@ def main():
     p.add_argument("--qemu-idle", required=True)
     p.add_argument("--memory-mib", type=int, default=32)
     p.add_argument("--json")
+    # The column name of the --qemu-* commands: bench/vmm.sh --against puts
+    # another vessel build there.
+    p.add_argument("--peer-name", default="qemu")
     a = p.parse_args()
     cmds = {
         "exit": {"vessel": json.loads(a.vessel_exit), "qemu": json.loads(a.qemu_exit)},
@@ -198,7 +201,8 @@ def main():
             mem[v].append(run_memory(cmds["idle"][v], marker, a.memory_mib, 0.2, 20))
 
     results = {}
-    print(f"{'':34} {'vessel':>8} {'qemu':>10} {'vessel/qemu':>11}")
+    peer = a.peer_name
+    print(f"{'':34} {'vessel':>8} {peer:>10} {'vessel/' + peer:>11}")
     for name, data in (("first serial byte ms", first), ("exit ms", exits)):
         s = {v: summary(data[v]) for v in vmms}
         results[name] = s

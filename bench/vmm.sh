@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/vmm.sh [-n N] [-w WARMUP] [--json FILE] [--no-build] [--vessel BIN]
+# bench/vmm.sh [-n N] [-w WARMUP] [--json FILE] [--no-build] [--vessel BIN] [--against BIN]
 #
 # Benchmarks vessel's VMM (`vessel vm run`, release build) against QEMU's
 # microvm machine (`qemu-system-x86_64 -M microvm -enable-kvm`), side by
@@ -16,7 +16,10 @@
 # and prints vessel/QEMU ratios. Both get 1 vCPU and 32 MiB.
 #
 # --vessel BIN measures another build of the `vessel` binary instead of
-# target/release's (e.g. one built from a clean worktree).
+# target/release's (e.g. one built from a clean worktree). `vessel vm run`
+# execs the `vessel-vmm` binary next to it, so copy both.
+# --against BIN runs that other `vessel` build in QEMU's place: an A/B of
+# two vessel builds, side by side in the same rounds.
 #
 # QEMU here needs `-cpu host,-arch-capabilities` (plain `-cpu host` aborts on
 # MSR 0x10a under this machine's nested KVM) and pauses instead of exiting
@@ -32,6 +35,7 @@ warmup=3
 json=
 build=1
 vessel=$PWD/target/release/vessel
+against=
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) n=${2:?-n needs a number}; shift 2 ;;
@@ -39,6 +43,7 @@ while [ $# -gt 0 ]; do
     --json) json=${2:?--json needs a file}; shift 2 ;;
     --no-build) build=0; shift ;;
     --vessel) vessel=$(realpath "${2:?--vessel needs a binary}"); build=0; shift 2 ;;
+    --against) against=$(realpath "${2:?--against needs a binary}"); shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "vmm.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -113,18 +118,32 @@ done
 
 vessel_cmd() {
   printf '["%s","vm","run","--kernel","%s","--cpus","1","--memory","32","--console","stdio"]' \
-    "$vessel" "$work/$1"
+    "${2:-$vessel}" "$work/$1"
 }
 qemu_cmd() {
+  if [ -n "$against" ]; then
+    vessel_cmd "$1" "$against"
+    return
+  fi
   printf '["/usr/bin/timeout","20","%s","-M","microvm","-enable-kvm","-cpu","host,-arch-capabilities","-smp","1","-m","32","-nodefaults","-no-user-config","-display","none","-serial","stdio","-no-reboot","-kernel","%s"]' \
     "$qemu" "$work/$1"
 }
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
-echo "== vessel $(stat -c %s "$vessel") bytes; $("$qemu" --version | head -1)"
+size_of() {
+  local vmm
+  vmm=$(dirname "$1")/vessel-vmm
+  echo "$(stat -c %s "$1") bytes$([ -e "$vmm" ] && echo ", vessel-vmm $(stat -c %s "$vmm") bytes")"
+}
+echo "== vessel $(size_of "$vessel")"
+if [ -n "$against" ]; then
+  echo "== against: $against, $(size_of "$against")"
+else
+  echo "== $("$qemu" --version | head -1)"
+fi
 echo "== guest: $(stat -c %s "$work/exit") bytes (exit), $(stat -c %s "$work/idle") bytes (idle)"
 echo "== $n iterations (+$warmup warm-up) per VMM, interleaved; memory: median of 5 idle runs"
 python3 bench/vmm.py --iterations "$n" --warmup "$warmup" \
   --vessel-exit "$(vessel_cmd exit)" --qemu-exit "$(qemu_cmd exit)" \
   --vessel-idle "$(vessel_cmd idle)" --qemu-idle "$(qemu_cmd idle)" \
-  ${json:+--json "$json"}
+  ${against:+--peer-name against} ${json:+--json "$json"}

@@ -1,7 +1,8 @@
 //! `vessel`: the engine's command line, with docker's and podman's habits.
 //! Argument parsing and output only; the work is done by the library crates
 //! (`vessel-engine` for containers, `vessel-image` for images,
-//! `vessel-registry` for pull/push, `vessel-build` for build, `vessel-vmm` for `vessel vm`).
+//! `vessel-registry` for pull/push, `vessel-build` for build, `vessel-vmm`
+//! for `vessel vm`, whose `run` execs the `vessel-vmm` binary: see vm.rs).
 
 #![forbid(unsafe_code)]
 
@@ -123,8 +124,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // `api_server.process_startup_time_us` in the VMM's metrics counts from here.
-    vessel_vmm::metrics::mark_process_start();
     let cli = Cli::parse();
     let config = EngineConfig {
         root: cli.root.unwrap_or_else(|| EngineConfig::default().root),
