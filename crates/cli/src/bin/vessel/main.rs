@@ -28,14 +28,21 @@ use vessel_engine::EngineConfig;
 #[derive(Debug, Parser)]
 #[command(name = "vessel", version)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The flags every subcommand takes (also in vm.rs's `vm run` parser).
+#[derive(Debug, clap::Args)]
+struct GlobalArgs {
     /// Where images and containers live [default: $VESSEL_ROOT or /var/lib/vessel].
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
     /// Where runtime state lives (gone at reboot).
     #[arg(long, global = true, value_name = "DIR", default_value = "/run/vessel")]
     runroot: PathBuf,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,10 +131,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `vessel vm run` becomes the vessel-vmm process before the whole
+    // command tree is built (vm.rs).
+    if let Some(e) = vm::exec_if_vm_run() {
+        eprintln!("vessel: {e:#}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     let config = EngineConfig {
-        root: cli.root.unwrap_or_else(|| EngineConfig::default().root),
-        run_root: cli.runroot,
+        root: cli
+            .global
+            .root
+            .unwrap_or_else(|| EngineConfig::default().root),
+        run_root: cli.global.runroot,
     };
     let c = &config;
     // docker's exit codes: the container's own, or 125 when vessel failed

@@ -6,6 +6,11 @@
 //! that small binary, same pid, same stdio, same exit codes, so the VMM
 //! does not keep the container engine's code resident (docs/vmm.md, "The
 //! VMM's own binary").
+//!
+//! That parse uses a command tree holding only `vessel vm run` (and the
+//! global flags): building vessel's whole tree, some 40 subcommands, was
+//! the largest part of the time `vessel` spends before the exec. The tests
+//! below check that both trees print the same help and the same errors.
 
 use std::ffi::OsString;
 use std::io;
@@ -14,8 +19,10 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, Context};
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 use vessel_cli::vm_args::RunArgs;
+
+use crate::GlobalArgs;
 
 /// The VMM binary's file name, in the directory of `vessel`'s own binary.
 const VMM_BINARY: &str = "vessel-vmm";
@@ -26,16 +33,41 @@ pub enum VmCommand {
     Run(RunArgs),
 }
 
-/// Only returns on failure: on success this process becomes the VMM.
+/// `vessel` as seen on the way to `vm run`: the whole tree's path to it.
+#[derive(Debug, Parser)]
+#[command(name = "vessel", version)]
+struct VmRunCli {
+    #[command(flatten)]
+    _global: GlobalArgs,
+    #[command(subcommand)]
+    _command: VmOnly,
+}
+
+#[derive(Debug, Subcommand)]
+enum VmOnly {
+    #[command(subcommand)]
+    Vm(VmCommand),
+}
+
+/// When vessel's arguments are `[GLOBAL FLAGS] vm [GLOBAL FLAGS] run …`:
+/// checks them (clap exits on help or a usage error) and becomes the VMM.
+/// Returns the error if that fails, None for any other command.
+pub fn exec_if_vm_run() -> Option<anyhow::Error> {
+    let args = args_after_vm_run(std::env::args_os())?;
+    // The parsed flags are not used here: vessel-vmm parses the same
+    // arguments again with the same definitions.
+    VmRunCli::parse();
+    Some(match vmm_binary() {
+        Ok(binary) => exec_vmm(&binary, args),
+        Err(e) => e,
+    })
+}
+
+/// `vm` reached through the whole command tree (exec_if_vm_run takes every
+/// `vm run` first, so this only reports that something is amiss).
 pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        // The parsed flags are not used here: vessel-vmm parses the same
-        // arguments again with the same definitions.
-        VmCommand::Run(_) => {
-            let args = args_after_vm_run(std::env::args_os())
-                .ok_or_else(|| anyhow!("Cannot find `vm run` in vessel's arguments"))?;
-            exec_vmm(&vmm_binary()?, args)
-        }
+        VmCommand::Run(_) => Err(anyhow!("Cannot find `vm run` in vessel's arguments")),
     }
 }
 
@@ -49,9 +81,10 @@ fn vmm_binary() -> anyhow::Result<PathBuf> {
     Ok(dir.join(VMM_BINARY))
 }
 
-fn exec_vmm(binary: &PathBuf, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
+/// Only returns on failure: on success this process becomes the VMM.
+fn exec_vmm(binary: &PathBuf, args: Vec<OsString>) -> anyhow::Error {
     let error = Command::new(binary).args(args).exec();
-    Err(match error.kind() {
+    match error.kind() {
         io::ErrorKind::NotFound => anyhow!(
             "Cannot run the microVM: {} is missing (`vessel vm run` runs the VMM \
              binary {VMM_BINARY} installed next to vessel)",
@@ -59,7 +92,7 @@ fn exec_vmm(binary: &PathBuf, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         ),
         _ => anyhow::Error::new(error)
             .context(format!("Cannot run the VMM binary {}", binary.display())),
-    })
+    }
 }
 
 /// The arguments after `vm run` in `argv` (program name first), which clap
@@ -144,6 +177,69 @@ mod tests {
             ]),
             Some(vec!["--root".into(), "/y".into()])
         );
+    }
+
+    /// What clap makes of `argv`: the parse's outcome, or the error's
+    /// rendered text and exit code.
+    fn outcome<P: Parser + std::fmt::Debug>(argv: &[&str]) -> Result<(), (String, i32)> {
+        P::try_parse_from(argv)
+            .map(drop)
+            .map_err(|e| (e.render().to_string(), e.exit_code()))
+    }
+
+    #[test]
+    fn the_vm_run_tree_parses_as_the_whole_tree_does() {
+        let cases: &[&[&str]] = &[
+            &["vessel", "vm", "run", "--kernel", "k"],
+            &[
+                "vessel",
+                "--root",
+                "/r",
+                "vm",
+                "--runroot=/q",
+                "run",
+                "--config-file",
+                "c",
+            ],
+            &[
+                "vessel",
+                "vm",
+                "run",
+                "--api-sock",
+                "s",
+                "--root",
+                "/r",
+                "--console",
+                "none",
+            ],
+            &["vessel", "vm", "run", "--help"],
+            &["vessel", "vm", "run", "-h"],
+            &["vessel", "vm", "run"],
+            &["vessel", "vm", "run", "--kernel", "k", "--cpus", "0"],
+            &["vessel", "vm", "run", "--kernel", "k", "--memory", "huge"],
+            &["vessel", "vm", "run", "--kernal", "k"],
+            &["vessel", "vm", "run", "--kernel", "k", "--console", "tty"],
+            &["vessel", "vm", "run", "--kernel", "k", "extra"],
+            &["vessel", "vm", "run", "--kernel", "k", "--kernel", "k2"],
+            &["vessel", "vm", "run", "--restore", "s"],
+            &[
+                "vessel",
+                "vm",
+                "run",
+                "--restore",
+                "s",
+                "--restore-mem",
+                "m",
+                "--kernel",
+                "k",
+            ],
+            &["vessel", "vm", "run", "--kernel", "k", "--root"],
+            &["vessel", "vm", "run", "--version"],
+        ];
+        for argv in cases {
+            let whole = outcome::<crate::Cli>(argv);
+            assert_eq!(outcome::<VmRunCli>(argv), whole, "{argv:?}");
+        }
     }
 
     #[test]
