@@ -244,6 +244,20 @@ impl BalloonBackend {
         stats
     }
 
+    /// Fuzzing entry point (`fuzz/fuzz_targets/virtio_balloon.rs`): takes
+    /// `a`'s queues and serves them as the device thread would: inflate,
+    /// deflate, statistics, a poll giving the held buffer back, and the
+    /// statistics the driver posted meanwhile.
+    #[doc(hidden)]
+    pub fn fuzz_serve(&mut self, a: Activation) {
+        self.take_queues(a);
+        self.inflate();
+        self.deflate();
+        self.stats();
+        self.poll_stats();
+        self.stats();
+    }
+
     /// Arms the polling timer: the first request at once or after one
     /// interval, then every interval; disarmed when statistics are off.
     fn arm_timer(&mut self, at_once: bool) {
