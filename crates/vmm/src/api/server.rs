@@ -56,7 +56,7 @@ impl ApiServer {
     /// Binds `path` (which must not exist) and serves it on a new thread,
     /// which first installs the API seccomp filter when `seccomp` is set.
     pub fn start(path: &Path, handler: Handler, seccomp: bool) -> Result<Self, ApiServerError> {
-        let listener = UnixListener::bind(path).map_err(|source| ApiServerError::Bind {
+        let listener = bind_listening(path).map_err(|source| ApiServerError::Bind {
             path: path.to_owned(),
             source,
         })?;
@@ -116,6 +116,29 @@ struct Connection {
 enum Next {
     Keep,
     Close,
+}
+
+/// A listening socket at `path`, which must not exist, that accepts
+/// connections from the moment the path appears.
+///
+/// `bind` creates the file before `listen` makes the socket accept, so a
+/// client that waits for the file (as Firecracker's users do) could connect
+/// in between and be refused. The socket is bound and listening under a
+/// private name first, then linked to `path` (link, unlike rename, refuses
+/// an existing `path`) and the private name removed. Where the private name
+/// would not fit in a socket address, `path` is bound directly.
+fn bind_listening(path: &Path) -> std::io::Result<UnixListener> {
+    const SUN_PATH_MAX: usize = 107;
+    let private = path.with_file_name(format!(".vessel-api.{}", std::process::id()));
+    if private.as_os_str().len() > SUN_PATH_MAX {
+        return UnixListener::bind(path);
+    }
+    // A leftover of a killed process that had this pid: never a live socket.
+    let _ = std::fs::remove_file(&private);
+    let listener = UnixListener::bind(&private)?;
+    let linked = std::fs::hard_link(&private, path);
+    let _ = std::fs::remove_file(&private);
+    linked.map(|()| listener)
 }
 
 fn serve(listener: &UnixListener, shutdown: &UnixStream, mut handler: Handler) {
