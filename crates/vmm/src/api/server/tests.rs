@@ -142,7 +142,8 @@ fn the_path_accepts_from_the_moment_it_exists_and_nothing_else_is_left() {
     let s = ApiServer::start(&path, Box::new(|_| Response::no_content()), false).expect("start");
     // Bound and listening before the name appeared: a connect never races.
     let mut c = UnixStream::connect(&path).expect("connect");
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
     assert!(read_response(&mut c).starts_with("HTTP/1.1 204 No Content\r\n"));
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read dir")
