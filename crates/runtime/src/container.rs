@@ -472,9 +472,6 @@ fn create_in(
     cgroup_out: &mut Option<Manager>,
 ) -> Result<Container> {
     let spec = &bundle.spec;
-    let config_json = serde_json::to_vec(spec).expect("spec serializes");
-    state::write_atomic(&dir.join(CONFIG_COPY), &config_json)?;
-
     let fifo_path = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
         .map_err(|e| RuntimeError::sys(format!("mkfifo {}", fifo_path.display()), e))?;
@@ -497,18 +494,27 @@ fn create_in(
             id: opts.id.clone(),
             source: e,
         })?;
-    cg.create().map_err(|e| RuntimeError::Cgroup {
-        id: opts.id.clone(),
-        source: e,
-    })?;
-    let cg = cgroup_out.insert(cg);
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        let res = crate::init::devices::with_default_cgroup_rules(res);
-        cg.apply(&res).map_err(|e| RuntimeError::Resources {
+    // Runs once stage 1 is forked: stage 1 and the init work while this
+    // waits for the kernel (cgroup creation takes the lock a concurrent
+    // cgroup move holds for a grace period, see cgroup_warmup).
+    let host_setup = move || -> Result<&dyn CgroupManager> {
+        let config_json = serde_json::to_vec(spec).expect("spec serializes");
+        state::write_atomic(&dir.join(CONFIG_COPY), &config_json)?;
+        // Kept before creating it, so that a half-created cgroup is removed too.
+        let cg = cgroup_out.insert(cg);
+        cg.create().map_err(|e| RuntimeError::Cgroup {
             id: opts.id.clone(),
             source: e,
         })?;
-    }
+        if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            let res = crate::init::devices::with_default_cgroup_rules(res);
+            cg.apply(&res).map_err(|e| RuntimeError::Resources {
+                id: opts.id.clone(),
+                source: e,
+            })?;
+        }
+        Ok(&*cg)
+    };
 
     let namespaces = spec
         .linux()
@@ -528,7 +534,7 @@ fn create_in(
         cgroup_path: cgroup_path.as_path().to_string_lossy().into_owned(),
         preserve_fds: opts.preserve_fds,
     };
-    let pid = spawn_init(ctx, cg)?;
+    let pid = spawn_init(ctx, host_setup)?;
     let (_, start_time) = proc::stat(pid.as_raw())
         .ok_or_else(|| RuntimeError::InitDied("the init exited right after setup".into()))?;
     let st = ContainerState {

@@ -12,6 +12,7 @@
 //! opens it.
 
 pub mod bundle;
+pub mod cgroup_warmup;
 pub mod container;
 pub mod error;
 pub mod exec;

@@ -14,9 +14,17 @@ use crate::sys::sync::{SyncChannel, SyncMsg};
 
 /// Fork the container's init and carry it through setup.
 ///
+/// `host_setup` runs right after the fork, while stage 1 creates the
+/// namespaces and the init its mounts: it creates the container's cgroup
+/// (which may wait for the kernel, see `cgroup_warmup`) and returns it. The
+/// init waits for it at its cgroup gate.
+///
 /// On success the init is blocked on the exec FIFO and its host pid is
 /// returned. On failure every process started here has been killed.
-pub fn spawn_init(ctx: InitContext, cgroup: &dyn CgroupManager) -> Result<Pid> {
+pub fn spawn_init<'c>(
+    ctx: InitContext,
+    host_setup: impl FnOnce() -> Result<&'c dyn CgroupManager>,
+) -> Result<Pid> {
     let (parent_end, child_end) =
         SyncChannel::pair().map_err(|e| RuntimeError::sys("socketpair", e))?;
     let spec = ctx.spec.clone();
@@ -32,15 +40,17 @@ pub fn spawn_init(ctx: InitContext, cgroup: &dyn CgroupManager) -> Result<Pid> {
     drop(child_end);
     drop(ctx);
     let mut init_pid: Option<Pid> = None;
-    let result = drive(
-        &parent_end,
-        stage1,
-        &mut init_pid,
-        cgroup,
-        &spec,
-        &id,
-        &bundle,
-    );
+    let result = host_setup().and_then(|cgroup| {
+        drive(
+            &parent_end,
+            stage1,
+            &mut init_pid,
+            cgroup,
+            &spec,
+            &id,
+            &bundle,
+        )
+    });
     if result.is_err() {
         kill_all(&parent_end, stage1, init_pid);
     } else if init_pid != Some(stage1) {

@@ -32,7 +32,7 @@ pub struct RootfsPlan<'a> {
     pub new_cgroupns: bool,
     /// The container's cgroup path, for bind-mounting it without a cgroup namespace.
     pub cgroup_path: &'a str,
-    /// Passed before the first cgroup mount.
+    /// Passed before the first cgroup mount or device node.
     pub cgroup_gate: &'a CgroupGate<'a>,
 }
 
@@ -95,6 +95,9 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
         nodes.retain(|n| n.path != d.path);
         nodes.push(d);
     }
+    // Device nodes are made inside the container's cgroup, whose device
+    // rules govern mknod, as before the cgroup move overlapped with setup.
+    plan.cgroup_gate.pass()?;
     for dev in &nodes {
         devices::create(root.as_fd(), dev, plan.in_userns)?;
     }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Parser;
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process, User};
+use vessel_runtime::cgroup_warmup::{self, Warmup};
 use vessel_runtime::{Container, CreateOptions, DeleteOptions, ExecOptions, StateStore};
 
 use args::{Cli, Command, ExecArgs, ListFormat};
@@ -39,20 +40,34 @@ fn needs_sealed_exe(cmd: &Command) -> bool {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
-    if needs_sealed_exe(&cli.command) && !vessel_runtime::sealed_exe::is_protected() {
+    if !needs_sealed_exe(&cli.command) {
+        return run_command(cli, Warmup::none());
+    }
+    // First thing, so that the kernel's wait happens while we re-execute
+    // and read the bundle (see vessel_runtime::cgroup_warmup).
+    let warmup = cgroup_warmup::start();
+    if !vessel_runtime::sealed_exe::is_protected() {
         std::fs::create_dir_all(&cli.root)
             .with_context(|| format!("cannot create --root {}", cli.root.display()))?;
+        warmup.hand_over();
         let err = vessel_runtime::sealed_exe::reexec_protected(&cli.root);
         return Err(err)
             .context("cannot re-execute vessel-runtime from a read-only view of itself");
     }
+    run_command(cli, warmup)
+}
+
+/// Run the command; `warmup` is reaped once the container has joined its cgroup.
+fn run_command(cli: &Cli, warmup: Warmup) -> anyhow::Result<i32> {
     let store = || StateStore::open(&cli.root);
     match &cli.command {
         Command::Create(a) => {
-            Container::create(&store()?, &create_options(cli, a))?;
+            let created = Container::create(&store()?, &create_options(cli, a));
+            warmup.finish();
+            created?;
         }
         Command::Start { id } => Container::load(&store()?, id)?.start()?,
-        Command::Run(a) => return run_container(cli, a),
+        Command::Run(a) => return run_container(cli, a, warmup),
         Command::State { id } => {
             let c = Container::load(&store()?, id)?;
             println!("{}", serde_json::to_string_pretty(&c.oci_state())?);
@@ -71,7 +86,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             }
         }
         Command::List { format, quiet } => list(&store()?, *format, *quiet)?,
-        Command::Exec(a) => return exec(&store()?, &cli.root, a),
+        Command::Exec(a) => return exec(&store()?, &cli.root, a, warmup),
         Command::Ps {
             format,
             id,
@@ -108,7 +123,7 @@ fn create_options(cli: &Cli, a: &args::CreateArgs) -> CreateOptions {
     }
 }
 
-fn run_container(cli: &Cli, a: &args::RunArgs) -> anyhow::Result<i32> {
+fn run_container(cli: &Cli, a: &args::RunArgs, warmup: Warmup) -> anyhow::Result<i32> {
     let store = StateStore::open(&cli.root)?;
     if !a.detach {
         // The init may be our grandchild (when it had to be forked into its
@@ -124,7 +139,9 @@ fn run_container(cli: &Cli, a: &args::RunArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let mut c = Container::create(&store, &opts)?;
+    let created = Container::create(&store, &opts);
+    warmup.finish();
+    let mut c = created?;
     let master = match own_console {
         Some(console) => match console.receive() {
             Ok(m) => Some(m),
@@ -198,7 +215,12 @@ fn list(store: &StateStore, format: ListFormat, quiet: bool) -> anyhow::Result<(
     Ok(())
 }
 
-fn exec(store: &StateStore, cli_root: &std::path::Path, a: &ExecArgs) -> anyhow::Result<i32> {
+fn exec(
+    store: &StateStore,
+    cli_root: &std::path::Path,
+    a: &ExecArgs,
+    warmup: Warmup,
+) -> anyhow::Result<i32> {
     let c = Container::load(store, &a.id)?;
     let process = exec_process(&c, a)?;
     if !a.detach {
@@ -220,7 +242,9 @@ fn exec(store: &StateStore, cli_root: &std::path::Path, a: &ExecArgs) -> anyhow:
         },
         preserve_fds: a.preserve_fds,
     };
-    let pid = vessel_runtime::exec::exec(&c, &opts)?;
+    let started = vessel_runtime::exec::exec(&c, &opts);
+    warmup.finish();
+    let pid = started?;
     if a.detach {
         return Ok(0);
     }
