@@ -40,16 +40,26 @@ impl Hierarchies {
             source,
         };
         let mut by_mount: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
+        // Resolved once: a directory entry's own path is then canonical as it
+        // is, and only symlinks need resolving (this runs several times per
+        // container start, so the ~4 readlinks per entry of canonicalize count).
+        let canonical_root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         for entry in fs::read_dir(root).map_err(list_error)? {
             let entry = entry.map_err(list_error)?;
-            let path = entry.path();
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if !path.is_dir() {
+            let file_type = entry.file_type().map_err(list_error)?;
+            let mount = if file_type.is_dir() {
+                canonical_root.join(&name)
+            } else if file_type.is_symlink() {
+                match fs::canonicalize(entry.path()) {
+                    Ok(target) if target.is_dir() => target,
+                    _ => continue,
+                }
+            } else {
                 continue;
-            }
-            let mount = fs::canonicalize(&path).unwrap_or(path);
+            };
             let controllers = by_mount.entry(mount).or_default();
             match name.as_str() {
                 UNIFIED_DIR => {}

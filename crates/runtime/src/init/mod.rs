@@ -196,12 +196,12 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
         };
         let _root = rootfs::prepare(&plan)?;
         gate.pass()?;
-        run_create_hooks(chan)?;
+        run_create_hooks(chan, hooks)?;
         hooks::run_all(HookKind::CreateContainer, hooks, &state_of("creating"))?;
         rootfs::enter(&ctx.rootfs, ctx.no_pivot)?;
     } else {
         gate.pass()?;
-        run_create_hooks(chan)?;
+        run_create_hooks(chan, hooks)?;
         hooks::run_all(HookKind::CreateContainer, hooks, &state_of("creating"))?;
         // Without a mount namespace of our own, a chroot is the best we can do.
         nix::unistd::chroot(&ctx.rootfs)
@@ -265,7 +265,15 @@ fn init_main(ctx: &InitContext, chan: &SyncChannel) -> Result<RuntimeError> {
     }))
 }
 
-fn run_create_hooks(chan: &SyncChannel) -> Result<()> {
+/// Have the runtime run the prestart and createRuntime hooks (they run in
+/// its namespaces). Without any, the round trip is skipped.
+fn run_create_hooks(chan: &SyncChannel, hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
+    let any = hooks.is_some_and(|h| {
+        !HookKind::Prestart.select(h).is_empty() || !HookKind::CreateRuntime.select(h).is_empty()
+    });
+    if !any {
+        return Ok(());
+    }
     chan.send(&SyncMsg::RunCreateHooks)
         .map_err(|e| RuntimeError::InitDied(e.to_string()))?;
     expect(chan, SyncMsg::HooksDone)

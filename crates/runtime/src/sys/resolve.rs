@@ -148,6 +148,68 @@ pub fn mkdir_all_in(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<
     if let Ok(fd) = open_in_root(root, path, flags) {
         return Ok(fd);
     }
+    if let Some(fd) = mkdir_missing_tail(root, path, mode) {
+        return Ok(fd);
+    }
+    mkdir_all_resolved(root, path, mode)
+}
+
+/// The common case of [`mkdir_all_in`], in a few system calls: open the
+/// deepest existing ancestor (through `RESOLVE_IN_ROOT`, so symlinks up to
+/// there are followed inside the root), then create each missing component
+/// in the directory opened last, by name, and open it with `O_NOFOLLOW`.
+/// `None` when a component is in the way (a symlink, dangling or planted
+/// meanwhile, or anything else that exists) or the path has `..`: the
+/// general, symlink-resolving walk handles those.
+fn mkdir_missing_tail(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Option<OwnedFd> {
+    let rel = relative(path);
+    let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    if comps.iter().any(|c| *c == "..") {
+        return None;
+    }
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
+    let mut existing = comps.len();
+    let mut dir = loop {
+        if existing == 0 {
+            break open_in_root(root, Path::new("."), flags).ok()?;
+        }
+        existing -= 1;
+        let ancestor: PathBuf = comps[..existing].iter().collect();
+        match open_in_root(root, &ancestor, flags) {
+            Ok(fd) => break fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(_) => return None,
+        }
+    };
+    for name in &comps[existing..] {
+        let cname = CString::new(name.as_encoded_bytes()).ok()?;
+        // SAFETY: mkdirat with a directory fd we own and a single,
+        // NUL-terminated path component (no '/', not ".."), so it names an
+        // entry of that directory and cannot be redirected.
+        if unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), mode) } != 0 {
+            return None;
+        }
+        // SAFETY: openat of that same single component; O_NOFOLLOW refuses a
+        // symlink swapped in since the mkdirat.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                cname.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just returned this descriptor; we own it.
+        dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    }
+    Some(dir)
+}
+
+/// [`mkdir_all_in`] through symlinks that name missing directories.
+fn mkdir_all_resolved(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
     // Each step below still goes through RESOLVE_IN_ROOT, so a symlink
     // swapped in meanwhile cannot lead out of the root either.
     let rel = resolve_in_root(root, path)?;
@@ -302,6 +364,27 @@ mod tests {
         assert_eq!(r("/a/rel/c").unwrap(), Path::new("b/c"));
         assert_eq!(r("/a/../../a/./new").unwrap(), Path::new("a/new"));
         assert_eq!(r("/loop/x").unwrap_err().raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn missing_directories_are_created_below_existing_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("sys/fs")).unwrap();
+        std::os::unix::fs::symlink("sys", root.join("s")).unwrap();
+        let rfd = open_dir(&root);
+        let fd = mkdir_all_in(rfd.as_fd(), Path::new("/s/fs/cgroup/cpu"), 0o755).unwrap();
+        assert!(root.join("sys/fs/cgroup/cpu").is_dir());
+        // The descriptor is the new directory.
+        let linked = std::fs::read_link(fd_path(fd.as_fd())).unwrap();
+        assert_eq!(
+            linked,
+            std::fs::canonicalize(root.join("sys/fs/cgroup/cpu")).unwrap()
+        );
+        // A file in the way is an error, not something to walk through.
+        std::fs::write(root.join("file"), "").unwrap();
+        let err = mkdir_all_in(rfd.as_fd(), Path::new("/file/sub"), 0o755).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
     }
 
     #[test]
