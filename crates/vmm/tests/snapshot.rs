@@ -235,16 +235,7 @@ fn broken_snapshots_are_refused_before_anything_is_built() {
     assert!(try_restore(&state, Some(64 << 20)).contains("67108864 bytes"));
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use vessel_testkit::error_chain as chain;
 
 /// The guest paused while its vCPU is in the middle of printing (no delay
 /// between lines), six times over: the `out` the serial port already saw

@@ -167,16 +167,7 @@ fn snapshot_and_drop(vm: RunningVm, buf: &Console, dir: &Path) -> String {
     before
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use vessel_testkit::error_chain as chain;
 
 #[test]
 fn a_guest_doing_disk_io_goes_on_after_restore_without_gap_or_repeat() {
