@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::image::{self, TestImage};
 use common::{skopeo_digest, Auth, Recorder, Registry};
-use vessel_image::manifest::Platform;
+use vessel_image::manifest::{Platform, DOCKER_MANIFEST};
 use vessel_image::{ImageStore, Reference};
 use vessel_registry::{pull, push, Options, Outcome, RegistryError};
 
@@ -122,6 +122,23 @@ fn vessel_push_then_pull_round_trip_with_chunks_and_mounts() {
         vec![Outcome::Mounted("team/busybox".into()); 3]
     );
 
+    // skopeo pulls what vessel pushed (every blob verified on the way into
+    // an OCI layout): the manifest it names is the one vessel reported.
+    let layout = tempfile::tempdir().unwrap();
+    common::skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:got", layout.path().display()),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.path().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], pushed.to_string());
+    for b in img.blobs() {
+        let path = layout.path().join("blobs/sha256").join(b.digest.hex());
+        assert_eq!(std::fs::read(path).unwrap(), b.data);
+    }
+
     // Pulled back by vessel into an empty store: same digest, same bytes.
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(dir.path()).unwrap();
@@ -133,6 +150,57 @@ fn vessel_push_then_pull_round_trip_with_chunks_and_mounts() {
         let got = store.content().read_blob(&b.digest, 64 << 20).unwrap();
         assert_eq!(got, b.data);
     }
+}
+
+#[test]
+fn docker_v2_schema_2_images_pull_and_push_unchanged() {
+    let reg = Registry::start(Auth::None);
+    let img = TestImage::busybox("amd64");
+    let layout = tempfile::tempdir().unwrap();
+    img.write_layout(layout.path(), "latest");
+    let name = format!("{}/docker/busybox:1", reg.host());
+    // skopeo converts the OCI image to Docker's media types.
+    common::skopeo(&[
+        "copy",
+        "--format=v2s2",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", layout.path().display()),
+        &format!("docker://{name}"),
+    ]);
+    let digest = skopeo_digest(&name, None);
+    assert_ne!(digest, img.manifest.digest, "skopeo did not convert");
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    assert_eq!(
+        pull(&store, &r(&name), &Options::default()).unwrap(),
+        digest
+    );
+    let image = store.image(&r(&name), &Platform::linux_amd64()).unwrap();
+    assert_eq!(image.target.media_type, DOCKER_MANIFEST);
+    let raw = store.content().read_blob(&digest, 1 << 20).unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(raw["mediaType"], DOCKER_MANIFEST);
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    // The layers are the same bytes (only the manifest's media types changed).
+    assert_eq!(image.config_digest, img.config.digest);
+    let top = store.unpack(&image).unwrap().unwrap();
+    let fs = store.snapshots().fs_dir(&top);
+    assert_eq!(
+        std::fs::read_to_string(fs.join("etc/arch")).unwrap(),
+        "amd64\n"
+    );
+
+    // Pushed by vessel elsewhere, it stays a Docker manifest with the same digest.
+    let other = format!("{}/again/busybox:1", reg.host());
+    assert_eq!(
+        push(&store, &r(&name), &r(&other), &Options::default()).unwrap(),
+        digest
+    );
+    assert_eq!(skopeo_digest(&other, None), digest);
 }
 
 #[test]
@@ -241,7 +309,7 @@ fn corrupted_blob_in_the_registry_is_refused() {
     let mut data = victim.data.clone();
     let mid = data.len() / 2;
     data[mid] ^= 0xff;
-    std::fs::write(reg.blob_data(&victim.digest), &data).unwrap();
+    std::fs::write(reg.blob_data(victim.digest.hex()), &data).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(dir.path()).unwrap();
