@@ -109,6 +109,24 @@ fn multi_stage_build_runs_and_rebuilds_from_cache() {
     assert_eq!(third.runs, 2);
     let (out, _) = run_image(&engine, "localhost/app:1", tmp.path());
     assert_eq!(out.lines().next().unwrap(), "hi from a changed context");
+    let third_stamp = out.lines().nth(1).unwrap().to_owned();
+
+    // A change that only the final stage's `COPY .` sees: the builder stage
+    // and the COPY --from come from the cache; only COPY . and its RUN again.
+    std::fs::write(ctx.join("extra.txt"), "new").unwrap();
+    let only_final = build(&engine, &opts, tmp.path()).unwrap();
+    assert_eq!(only_final.runs, 1, "only the final stage's RUN");
+    assert_eq!(
+        only_final.cached_layers, 3,
+        "the builder's COPY and RUN, the final stage's COPY --from"
+    );
+    let (out, _) = run_image(&engine, "localhost/app:1", tmp.path());
+    assert!(out.lines().any(|l| l == "extra.txt"), "{out}");
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        third_stamp,
+        "the builder's RUN did not run again"
+    );
 
     // --no-cache runs everything again.
     opts.no_cache = true;
@@ -116,6 +134,7 @@ fn multi_stage_build_runs_and_rebuilds_from_cache() {
     assert_eq!(fourth.runs, 2);
     let (out, _) = run_image(&engine, "localhost/app:1", tmp.path());
     assert_ne!(out.lines().nth(1).unwrap(), stamp);
+    assert_ne!(out.lines().nth(1).unwrap(), third_stamp);
 
     // --target builds the first stage only.
     opts.no_cache = false;
@@ -232,4 +251,71 @@ fn what_a_run_writes_under_a_volume_path_stays_in_the_image() {
     // The container's anonymous /data volume starts from the image's content.
     let (out, code) = run_image(&engine, "localhost/volbuild", tmp.path());
     assert_eq!((out.as_str(), code), ("kept\n", 0));
+}
+
+#[test]
+fn scratch_shell_exec_form_add_and_config_instructions() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine(tmp.path());
+    // From scratch there is no /bin/sh: the shell-form RUN works only
+    // through SHELL, the exec-form one through no shell at all.
+    let containerfile = r#"FROM localhost/busybox AS tools
+FROM scratch
+COPY --from=tools /bin/busybox /bin/busybox
+SHELL ["/bin/busybox", "sh", "-c"]
+RUN ["/bin/busybox", "mkdir", "/made-by-exec"]
+RUN echo via-shell > /shell.txt
+ADD files.tar /unpacked/
+COPY conf/*.conf /etc/app/
+LABEL org.example.team=vessel
+EXPOSE 8080/tcp 53/udp
+ENTRYPOINT ["/bin/busybox", "sh", "-c"]
+CMD ["/bin/busybox cat /unpacked/a.txt /etc/app/x.conf /shell.txt; /bin/busybox ls /etc/app; /bin/busybox test -d /made-by-exec && echo exec-ok"]
+"#;
+    let ctx = context(
+        tmp.path(),
+        &[
+            ("Containerfile", containerfile),
+            ("conf/x.conf", "x=1\n"),
+            ("conf/y.conf", "y=2\n"),
+            ("conf/skip.txt", "not a .conf\n"),
+        ],
+    );
+    let mut tar = vessel_testkit::Tarball::new();
+    tar.file("a.txt", 0o644, b"from the tar\n");
+    std::fs::write(ctx.join("files.tar"), tar.finish()).unwrap();
+
+    let built = build(&engine, &options(&ctx, "localhost/scratchy"), tmp.path()).unwrap();
+    assert_eq!(built.runs, 2);
+    let (out, code) = run_image(&engine, "localhost/scratchy", tmp.path());
+    assert_eq!(
+        (out.as_str(), code),
+        ("from the tar\nx=1\nvia-shell\nx.conf\ny.conf\nexec-ok\n", 0)
+    );
+
+    let image = engine
+        .images()
+        .image(
+            &vessel_image::Reference::parse("localhost/scratchy").unwrap(),
+            &vessel_image::manifest::Platform::linux_amd64(),
+        )
+        .unwrap();
+    assert_eq!(
+        image.manifest.layers().len(),
+        5,
+        "COPY busybox, 2 RUNs, ADD, COPY: no base layer"
+    );
+    let config = image.config.config().as_ref().unwrap();
+    assert_eq!(
+        config.labels().as_ref().unwrap().get("org.example.team"),
+        Some(&"vessel".to_string())
+    );
+    let ports = config.exposed_ports().as_ref().unwrap();
+    assert!(ports.contains(&"8080/tcp".to_string()), "{ports:?}");
+    assert!(ports.contains(&"53/udp".to_string()), "{ports:?}");
+    assert_eq!(
+        config.entrypoint().as_ref().unwrap(),
+        &["/bin/busybox", "sh", "-c"]
+    );
 }
