@@ -9,6 +9,10 @@ that both share whatever noise the machine has at that moment.
   guest's serial output arrives on the VMM's stdout (a pipe);
 - exit: from spawn until the VMM process is reaped (the `exit` guest prints a
   line and resets; QEMU runs with -no-reboot so a reset ends it too);
+- VM released: from spawn until the VMM and every process it left behind
+  have ended: vessel hands KVM's destruction of the VM to a helper task that
+  finishes after the VMM exits (docs/vmm.md, "Asynchronous teardown"); this
+  script is a child subreaper, so the helper is reparented here and reaped;
 - memory: with the `idle` guest (prints a line, then halts with interrupts
   off), once its line is out and the VMM has settled, /proc/PID/smaps gives
   the VMM's resident memory; the guest RAM mapping (the anonymous mapping of
@@ -17,6 +21,7 @@ that both share whatever noise the machine has at that moment.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import random
@@ -29,6 +34,24 @@ import time
 
 class Failed(Exception):
     pass
+
+
+def become_subreaper():
+    """Orphans of the VMMs (vessel's teardown helper) are reparented here."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_CHILD_SUBREAPER = 36
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise Failed(f"prctl(PR_SET_CHILD_SUBREAPER): errno {ctypes.get_errno()}")
+
+
+def reap_orphans():
+    """Waits for every child left (reparented here when the VMM exited):
+    the perf_counter_ns when the last one ended."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return time.perf_counter_ns()
 
 
 def spawn(argv):
@@ -74,7 +97,8 @@ def read_until(rfd, pred, deadline):
 
 
 def run_exit(argv, marker, timeout):
-    """One launch-to-exit run: (ns to first byte, ns to exit)."""
+    """One launch-to-exit run: (ns to first byte, ns to exit, ns to the VM
+    released)."""
     pid, rfd, errfd, t0 = spawn(argv)
     deadline = time.monotonic() + timeout
     try:
@@ -89,16 +113,18 @@ def run_exit(argv, marker, timeout):
                 break
         _, status = os.waitpid(pid, 0)
         t_exit = time.perf_counter_ns()
+        t_released = reap_orphans()
     except Failed:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        reap_orphans()
         raise Failed(f"{argv[0]}: {stderr_of(errfd)}")
     finally:
         os.close(rfd)
     err = stderr_of(errfd)
     if marker not in data or os.waitstatus_to_exitcode(status) != 0:
         raise Failed(f"{argv[0]} exited {os.waitstatus_to_exitcode(status)}: {err} / {data!r}")
-    return first - t0, t_exit - t0
+    return first - t0, t_exit - t0, t_released - t0
 
 
 def smaps(pid, guest_bytes):
@@ -149,6 +175,7 @@ def run_memory(argv, marker, guest_mib, settle, timeout):
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        reap_orphans()
         os.close(rfd)
         os.close(errfd)
     if guest == 0:
@@ -187,15 +214,18 @@ def main():
     marker = b"bench guest ok\n"
     first = {v: [] for v in vmms}
     exits = {v: [] for v in vmms}
+    released = {v: [] for v in vmms}
+    become_subreaper()
     mem = {v: [] for v in vmms}
     for i in range(a.warmup + a.iterations):
         order = list(vmms)
         random.shuffle(order)
         for v in order:
-            f, e = run_exit(cmds["exit"][v], marker, 20)
+            f, e, r = run_exit(cmds["exit"][v], marker, 20)
             if i >= a.warmup:
                 first[v].append(f)
                 exits[v].append(e)
+                released[v].append(r)
     for _ in range(5):
         for v in vmms:
             mem[v].append(run_memory(cmds["idle"][v], marker, a.memory_mib, 0.2, 20))
@@ -203,7 +233,8 @@ def main():
     results = {}
     peer = a.peer_name
     print(f"{'':34} {'vessel':>8} {peer:>10} {'vessel/' + peer:>11}")
-    for name, data in (("first serial byte ms", first), ("exit ms", exits)):
+    for name, data in (("first serial byte ms", first), ("exit ms", exits),
+                       ("VM released ms", released)):
         s = {v: summary(data[v]) for v in vmms}
         results[name] = s
         for stat in ("median", "p90", "min"):

@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Run the VMM's threads without their seccomp filters.
     #[arg(long)]
     pub no_seccomp: bool,
+    /// Destroy the VM in the VMM's own exit instead of in a helper task
+    /// that finishes after it (see docs/vmm.md, "Asynchronous teardown").
+    #[arg(long)]
+    pub no_async_teardown: bool,
     /// Restore the microVM from this snapshot state file (PUT
     /// /snapshot/load's snapshot_path) instead of booting a kernel.
     #[arg(long, value_name = "SNAPSHOT", requires = "restore_mem",

@@ -10,48 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vessel_testkit::guests::{build_guest, require_kvm};
+
 const VESSEL: &str = env!("CARGO_BIN_EXE_vessel");
 /// How long to wait for something that takes milliseconds; only a hung
 /// VMM ever reaches it.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn require_kvm() {
-    assert!(
-        Path::new("/dev/kvm").exists(),
-        "/dev/kvm is missing: `vessel vm` tests need KVM (load kvm_intel/kvm_amd, or run on a host with virtualization)"
-    );
-}
-
-/// Assembles and links crates/vmm/tests/guests/NAME.s into an ELF in `dir`.
-fn build_guest(name: &str, dir: &Path) -> PathBuf {
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm/tests/guests");
-    let obj = dir.join(format!("{name}.o"));
-    let elf = dir.join(name);
-    for cmd in [
-        Command::new("as")
-            .arg("--64")
-            .arg("-o")
-            .arg(&obj)
-            .arg(guests.join(format!("{name}.s")))
-            .output(),
-        Command::new("ld")
-            .args(["-m", "elf_x86_64", "-nostdlib", "-static"])
-            .args(["--build-id=none", "-T"])
-            .arg(guests.join("link.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .arg(&obj)
-            .output(),
-    ] {
-        let out = cmd.expect("binutils (scripts/install-deps.sh)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    elf
-}
 
 /// Waits for `what` to hold; panics with `msg` after [`PATIENCE`].
 fn wait_for(msg: &str, mut what: impl FnMut() -> bool) {

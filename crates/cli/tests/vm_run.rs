@@ -2,52 +2,12 @@
 //! crates/vmm/tests/guests (assembled and linked here at test time) under
 //! KVM. These tests fail, never skip, without /dev/kvm.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use vessel_testkit::guests::{build_guest, require_kvm};
+
 const VESSEL: &str = env!("CARGO_BIN_EXE_vessel");
-
-fn require_kvm() {
-    assert!(
-        Path::new("/dev/kvm").exists(),
-        "/dev/kvm is missing: `vessel vm run` tests need KVM (load kvm_intel/kvm_amd, or run on a host with virtualization)"
-    );
-}
-
-/// Assembles and links crates/vmm/tests/guests/NAME.s into an ELF in `dir`.
-fn build_guest(name: &str, dir: &Path) -> PathBuf {
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm/tests/guests");
-    let obj = dir.join(format!("{name}.o"));
-    let elf = dir.join(name);
-    tool(
-        Command::new("as")
-            .arg("--64")
-            .arg("-o")
-            .arg(&obj)
-            .arg(guests.join(format!("{name}.s"))),
-    );
-    tool(
-        Command::new("ld")
-            .args(["-m", "elf_x86_64", "-nostdlib", "-static"])
-            .args(["--build-id=none", "-T"])
-            .arg(guests.join("link.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .arg(&obj),
-    );
-    elf
-}
-
-fn tool(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?} ({e}); install binutils (scripts/install-deps.sh)")
-    });
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn vessel(args: &[&str]) -> Output {
     Command::new(VESSEL)

@@ -82,6 +82,9 @@ pub struct ControllerOptions {
     pub seccomp: bool,
     /// The API socket to serve, if any.
     pub api_socket: Option<PathBuf>,
+    /// Hand KVM's destruction of the VM to a helper task when the guest
+    /// ends ([`crate::teardown`]): for a VMM process that exits right after.
+    pub async_teardown: bool,
 }
 
 enum Message {
@@ -267,7 +270,13 @@ impl Controller {
         metrics::record_startup();
         let result = self.event_loop();
         if let Some(vm) = self.vm.take() {
-            vm.stop();
+            if self.options.async_teardown {
+                if let Err(e) = vm.stop_with_async_teardown() {
+                    self.log.warn(&chain(&e));
+                }
+            } else {
+                vm.stop();
+            }
         }
         // As Firecracker: a last line on exit, with the vCPUs stopped so
         // that their counts are final.

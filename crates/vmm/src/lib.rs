@@ -24,6 +24,7 @@ pub mod rate_limiter;
 pub mod running;
 pub mod seccomp;
 pub mod snapshot;
+pub mod teardown;
 pub mod vcpu;
 pub mod vm;
 

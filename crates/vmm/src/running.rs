@@ -156,6 +156,19 @@ impl RunningVm {
         self.stop_vcpus();
     }
 
+    /// As [`RunningVm::stop`], then hands KVM's destruction of the VM to a
+    /// helper task ([`crate::teardown`]) so that dropping it returns at once.
+    /// For a VMM process about to exit: the helper closes the VM once this
+    /// process has exited. If the helper cannot be started the VM is
+    /// destroyed here as by `stop`; the error says why.
+    pub fn stop_with_async_teardown(mut self) -> Result<(), crate::teardown::TeardownError> {
+        use std::os::fd::AsRawFd;
+        self.stop_vcpus();
+        let release = crate::teardown::hand_off(self.vm.fd().as_raw_fd())?;
+        release.keep_until_exit();
+        Ok(())
+    }
+
     fn stop_vcpus(&mut self) {
         self.control.request_stop();
         self.kick_all();

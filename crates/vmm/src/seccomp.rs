@@ -167,6 +167,11 @@ const VMM: &[i64] = &[
     libc::SYS_renameat2,
     libc::SYS_unlinkat,
     libc::SYS_newfstatat,
+    // The asynchronous teardown (crate::teardown): its pipes, and the
+    // helper's close_range (it inherits this filter). clone is allowed
+    // with the helper's flags only (see `filter`).
+    libc::SYS_pipe2,
+    libc::SYS_close_range,
 ];
 
 /// The API thread: accept, poll, read and write connections.
@@ -239,6 +244,17 @@ pub fn filter(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
         let cond = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, flags)
             .map_err(err)?;
         e.insert(vec![SeccompRule::new(vec![cond]).map_err(err)?]);
+    }
+    if kind == ThreadKind::Vmm {
+        // The teardown helper's clone (crate::teardown), with exactly its
+        // flags: no thread, no other process shape.
+        let flags = crate::teardown::HELPER_CLONE_FLAGS as u64;
+        let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, flags)
+            .map_err(err)?;
+        rules.insert(
+            libc::SYS_clone,
+            vec![SeccompRule::new(vec![cond]).map_err(err)?],
+        );
     }
     let ioctls: Vec<u64> = match kind {
         // KVM_IRQ_LINE: without irqfd, the configuration interrupt of a

@@ -100,6 +100,7 @@ impl Vmm {
             id: "balloon".into(),
             seccomp: true,
             api_socket: Some(sock.clone()),
+            async_teardown: false,
         };
         let boot_source = matches!(start, Start::Boot);
         let controller = Controller::new(config, boot_source, Log::default(), options);

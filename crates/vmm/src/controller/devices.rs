@@ -210,6 +210,7 @@ mod tests {
             id: "vm".into(),
             seccomp: false,
             api_socket: None,
+            async_teardown: false,
         };
         Controller::new(VmConfig::new(""), false, Log::default(), options)
     }

@@ -14,6 +14,7 @@ fn controller() -> Controller {
             id: "vm-1".into(),
             seccomp: false,
             api_socket: None,
+            async_teardown: false,
         },
     )
 }

@@ -2,111 +2,14 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use vessel_vmm::{ConsoleOutput, VmConfig};
 
-/// Panics (never skips) when the host has no usable KVM.
-pub fn require_kvm() {
-    assert!(
-        Path::new("/dev/kvm").exists(),
-        "/dev/kvm is missing: the vessel-vmm tests need KVM (load kvm_intel/kvm_amd, or run on a host with virtualization)"
-    );
-}
-
-/// Assembles and links `tests/guests/NAME.s` into an ELF in `dir`.
-pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
-    let obj = dir.join(format!("{name}.o"));
-    let elf = dir.join(name);
-    run(Command::new("as")
-        .arg("--64")
-        // `.include` of another guest (counter_fast.s includes counter.s).
-        .arg("-I")
-        .arg(&guests)
-        .arg("-o")
-        .arg(&obj)
-        .arg(guests.join(format!("{name}.s"))));
-    run(Command::new("ld")
-        .args([
-            "-m",
-            "elf_x86_64",
-            "-nostdlib",
-            "-static",
-            "--build-id=none",
-            "-T",
-        ])
-        .arg(guests.join("link.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&obj));
-    elf
-}
-
-/// Builds the C guest `tests/guests/NAME.c` (with `virtio_entry.s`, which
-/// boots it by the 64-bit Linux protocol) into an ELF in `dir`.
-pub fn build_c_guest(name: &str, dir: &Path) -> PathBuf {
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests");
-    let entry = dir.join("virtio_entry.o");
-    let obj = dir.join(format!("{name}.o"));
-    let elf = dir.join(name);
-    run(Command::new("as")
-        .arg("--64")
-        .arg("-o")
-        .arg(&entry)
-        .arg(guests.join("virtio_entry.s")));
-    run(Command::new("gcc")
-        .args([
-            "-c",
-            "-ffreestanding",
-            "-nostdlib",
-            "-fno-pic",
-            "-mno-red-zone",
-            "-mgeneral-regs-only",
-            "-O1",
-            "-fno-stack-protector",
-            "-fno-asynchronous-unwind-tables",
-            "-fcf-protection=none",
-            "-fno-builtin",
-            "-Wall",
-            "-Werror",
-            "-o",
-        ])
-        .arg(&obj)
-        .arg(guests.join(format!("{name}.c"))));
-    run(Command::new("ld")
-        .args([
-            "-m",
-            "elf_x86_64",
-            "-nostdlib",
-            "-static",
-            "--build-id=none",
-            "--no-warn-rwx-segments",
-            "-z",
-            "noexecstack",
-            "-T",
-        ])
-        .arg(guests.join("link.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&entry)
-        .arg(&obj));
-    elf
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?} ({e}); install binutils (scripts/install-deps.sh)")
-    });
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
+// Not every test binary uses all three.
+#[allow(unused_imports)]
+pub use vessel_testkit::guests::{build_c_guest, build_guest, require_kvm};
 /// A config booting `kernel` with the console captured in memory.
 pub fn captured(kernel: &Path) -> (VmConfig, Arc<Mutex<Vec<u8>>>) {
     let buf = Arc::new(Mutex::new(Vec::new()));

@@ -20,6 +20,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         id: args.id.clone(),
         seccomp: !args.no_seccomp,
         api_socket: args.api_sock.clone(),
+        // This process exits when the VM ends: let KVM's teardown of the
+        // VM finish after it (docs/vmm.md, "Asynchronous teardown").
+        async_teardown: !args.no_async_teardown,
     };
     // This (main) thread becomes the VMM thread: it runs the event loop and
     // is confined by the VMM seccomp filter once the guest runs.
