@@ -12,51 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vessel_testkit::guests::{build_guest, require_kvm};
+
 const VESSEL: &str = env!("CARGO_BIN_EXE_vessel");
 const READY: &str = "counter guest ready\n";
 /// Only a hung VMM ever waits this long.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn require_kvm() {
-    assert!(
-        Path::new("/dev/kvm").exists(),
-        "/dev/kvm is missing: `vessel vm` tests need KVM"
-    );
-}
-
-fn counter_guest(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vmm/tests/guests");
-    let (obj, elf) = (dir.join("counter.o"), dir.join("counter"));
-    for out in [
-        Command::new("as")
-            .args(["--64", "-o"])
-            .arg(&obj)
-            .arg(src.join("counter.s"))
-            .output(),
-        Command::new("ld")
-            .args([
-                "-m",
-                "elf_x86_64",
-                "-nostdlib",
-                "-static",
-                "--build-id=none",
-                "-T",
-            ])
-            .arg(src.join("link.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .arg(&obj)
-            .output(),
-    ] {
-        let out = out.expect("binutils (scripts/install-deps.sh)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    elf
-}
 
 fn wait_for(msg: &str, mut what: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -200,7 +161,7 @@ fn a_killed_vmms_counting_guest_goes_on_in_new_vmms_without_gap_or_repeat() {
     require_kvm();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let guest = counter_guest(d);
+    let guest = build_guest("counter", d);
     let (state, mem) = (d.join("vm.state"), d.join("vm.mem"));
     let before = snapshot_then_kill(d, &guest, &state, &mem);
     let counted = assert_counts(&before);
@@ -246,7 +207,7 @@ fn broken_snapshots_are_refused_and_nothing_starts() {
     require_kvm();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let guest = counter_guest(d);
+    let guest = build_guest("counter", d);
     let (state, mem) = (d.join("vm.state"), d.join("vm.mem"));
     snapshot_then_kill(d, &guest, &state, &mem);
     let good = std::fs::read(&state).expect("state");
@@ -338,7 +299,7 @@ fn sigterm_and_sigint_stop_the_vmm_cleanly() {
     require_kvm();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let guest = counter_guest(d);
+    let guest = build_guest("counter", d);
     for (signal, code) in [("TERM", 143), ("INT", 130)] {
         let name = format!("sig{signal}");
         let vmm = Vmm::start(d, &name, &["--kernel", p(&guest), "--memory", "32"], true);

@@ -32,19 +32,7 @@ pub fn build_guest(name: &str, dir: &Path) -> PathBuf {
         .arg("-o")
         .arg(&obj)
         .arg(guests.join(format!("{name}.s"))));
-    run(Command::new("ld")
-        .args([
-            "-m",
-            "elf_x86_64",
-            "-nostdlib",
-            "-static",
-            "--build-id=none",
-            "-T",
-        ])
-        .arg(guests.join("link.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&obj));
+    link(&[&obj], &elf);
     elf
 }
 
@@ -79,6 +67,12 @@ pub fn build_c_guest(name: &str, dir: &Path) -> PathBuf {
         ])
         .arg(&obj)
         .arg(guests.join(format!("{name}.c"))));
+    link(&[&entry, &obj], &elf);
+    elf
+}
+
+/// Links `objs` into the ELF `elf` with the guests' linker script.
+fn link(objs: &[&Path], elf: &Path) {
     run(Command::new("ld")
         .args([
             "-m",
@@ -91,12 +85,10 @@ pub fn build_c_guest(name: &str, dir: &Path) -> PathBuf {
             "noexecstack",
             "-T",
         ])
-        .arg(guests.join("link.ld"))
+        .arg(guests_dir().join("link.ld"))
         .arg("-o")
-        .arg(&elf)
-        .arg(&entry)
-        .arg(&obj));
-    elf
+        .arg(elf)
+        .args(objs));
 }
 
 fn run(cmd: &mut Command) {
