@@ -638,3 +638,107 @@ fn bad_specs_are_clear_errors_and_change_nothing() {
     ]);
     assert!(out.contains(&ip_of(&store, "user").to_string()), "{out}");
 }
+
+#[test]
+fn connect_disconnect_host_mode_publish_all_and_the_container_files() {
+    let store = Store::new();
+    // An image that EXPOSEs 80, for -P.
+    let ctx = store.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {IMAGE}\nEXPOSE 80\n"),
+    )
+    .unwrap();
+    store.ok(&["build", "-q", "-t", "localhost/web", ctx.to_str().unwrap()]);
+
+    let prefix = format!("10.208.{}", std::process::id() % 250);
+    let gateway = format!("{prefix}.254");
+    let a = TestNet::new(&store, 8, &["--gateway", &gateway]);
+    assert_eq!(a.prefix, prefix);
+    store.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "--hostname",
+        "webhost",
+        "--network",
+        &a.name,
+        "-P",
+        "localhost/web",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo all-ports > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    // -P: the exposed port on a random host port of every address, which
+    // 127.0.0.1 reaches too.
+    let mapping = store.ok(&["port", "w", "80"]);
+    assert!(mapping.starts_with("0.0.0.0:"), "{mapping}");
+    let port: u16 = mapping.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(http_get(port, "/").ends_with("all-ports\n"));
+
+    // The files vessel writes, and the gateway asked for.
+    let files = store.ok(&[
+        "exec",
+        "w",
+        "sh",
+        "-c",
+        "cat /etc/hostname; ip route | grep ^default; grep -c '^nameserver 127' /etc/resolv.conf; grep webhost /etc/hosts",
+    ]);
+    let lines: Vec<&str> = files.lines().collect();
+    assert_eq!(lines[0], "webhost", "{files}");
+    assert!(
+        lines[1].starts_with(&format!("default via {gateway} ")),
+        "{files}"
+    );
+    assert_eq!(lines[2], "0", "a loopback nameserver in {files}");
+    assert!(
+        lines[3].starts_with(&format!("{}\t", ip_of(&store, "w"))),
+        "{files}"
+    );
+
+    // connect: a second interface on another network, where w's name
+    // resolves; disconnect takes it away again.
+    let b = TestNet::new(&store, 9, &[]);
+    store.ok(&["network", "connect", &b.name, "w"]);
+    let eth1 = store.ok(&["exec", "w", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(eth1.contains(&format!("{}.", b.prefix)), "{eth1}");
+    let networks = store.inspect("w", "{{json .NetworkSettings.Networks}}");
+    assert!(
+        networks.contains(&a.name) && networks.contains(&b.name),
+        "{networks}"
+    );
+    let out = store.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &b.name,
+        IMAGE,
+        "sh",
+        "-c",
+        "for i in $(seq 100); do timeout 5 wget -q -O - http://w/ && break; sleep 0.1; done",
+    ]);
+    assert_eq!(out, "all-ports\n");
+    store.ok(&["network", "disconnect", &b.name, "w"]);
+    let links_in_w = store.ok(&["exec", "w", "ls", "/sys/class/net"]);
+    assert!(!links_in_w.contains("eth1"), "{links_in_w}");
+    let on_b = store.ok(&["network", "inspect", "-f", "{{json .Containers}}", &b.name]);
+    assert_eq!(on_b.trim(), "{}");
+
+    // --network host: the host's interfaces, a's bridge among them.
+    let bridge = store.ok(&["network", "inspect", "-f", "{{json .Options}}", &a.name]);
+    let bridge: serde_json::Value = serde_json::from_str(&bridge).unwrap();
+    let bridge = bridge["com.docker.network.bridge.name"].as_str().unwrap();
+    let host_links = store.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        IMAGE,
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(host_links.contains(&format!(": {bridge}:")), "{host_links}");
+}
