@@ -524,3 +524,31 @@ fn volume_ls_after_kill_9_of_a_run_is_consistent() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn mount_type_tmpfs_is_a_private_tmpfs_with_its_size_and_mode() {
+    let s = Store::new();
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--mount",
+        "type=tmpfs,target=/scratch,tmpfs-size=64k,tmpfs-mode=1770",
+        IMAGE,
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts; stat -c %a /scratch; echo x > /scratch/f && cat /scratch/f",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("tmpfs /scratch tmpfs rw") && lines[0].contains("size=64k"),
+        "{out}"
+    );
+    assert_eq!(lines[1], "1770", "{out}");
+    assert_eq!(
+        lines[2], "x",
+        "writable although the root is read-only: {out}"
+    );
+    // Nothing of it outlives the container: no volume was made.
+    assert!(s.volume_names().is_empty());
+}
