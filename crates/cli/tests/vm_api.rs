@@ -4,8 +4,7 @@
 //! the per-thread seccomp filters, checked in /proc while a guest runs.
 //! These tests fail, never skip, without /dev/kvm.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,25 +57,7 @@ impl Vmm {
 
     /// One request on a fresh connection; returns status and JSON body.
     fn call(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let mut s = UnixStream::connect(&self.sock).expect("connect to the API socket");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).expect("send");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("response");
-        let status = raw
-            .get(9..12)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"));
-        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        let json = if body.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
-        };
-        (status, json)
+        vessel_testkit::api::call_json(&self.sock, method, path, body)
     }
 
     fn console(&self) -> String {

@@ -6,8 +6,7 @@
 //! repeat. Broken snapshots are refused with a clear error and nothing
 //! started. Fails, never skips, without /dev/kvm.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,20 +63,7 @@ impl Vmm {
 
     fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let sock = self.sock.as_ref().expect("an API socket");
-        let mut s = UnixStream::connect(sock).expect("connect");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("send");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("response");
-        let status = raw[9..12].parse().expect("status");
-        (
-            status,
-            raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned(),
-        )
+        vessel_testkit::api::call(sock, method, path, body)
     }
 
     fn state(&self) -> String {

@@ -1,9 +1,10 @@
 //! Helpers shared by vessel's integration tests: the root check every
 //! privileged test starts with, an in-memory tar writer, a busybox root
 //! filesystem made from the host's static busybox, a real OCI registry on
-//! loopback, the microVM tests' guests, and the error chain as the CLI
+//! loopback, the microVM tests' guests and an HTTP client for the VMM's API, and the error chain as the CLI
 //! prints it. A dev-dependency only.
 
+pub mod api;
 pub mod busybox;
 pub mod guests;
 pub mod registry;
