@@ -117,6 +117,8 @@ pub struct Controller {
     started: Option<Instant>,
     /// Whether SIGTERM/SIGINT stop the VM ([`Controller::stop_on_signals`]).
     stop_on_signals: bool,
+    /// The thread waiting for SIGTERM/SIGINT, once started.
+    signals: Option<signals::SignalThread>,
     tx: Sender<Message>,
     rx: Receiver<Message>,
 }
@@ -186,6 +188,7 @@ impl Controller {
             vm: None,
             started: None,
             stop_on_signals: false,
+            signals: None,
             tx,
             rx,
         }
@@ -221,10 +224,11 @@ impl Controller {
         if self.stop_on_signals {
             // Before any other thread exists: they all inherit the mask.
             let tx = self.tx.clone();
-            signals::start(self.options.seccomp, move |signal| {
+            let thread = signals::start(self.options.seccomp, move |signal| {
                 let _ = tx.send(Message::Signal(signal));
             })
             .map_err(ControllerError::Signals)?;
+            self.signals = Some(thread);
         }
         if let Some(path) = self.config.metrics_path.clone() {
             if let Err(e) = self.open_metrics(&path) {
@@ -368,10 +372,7 @@ impl Controller {
         self.started = Some(Instant::now());
         let vm = start_vm(&config, notify)?;
         self.vm = Some(vm);
-        if self.options.seccomp {
-            seccomp::install(ThreadKind::Vmm).map_err(ControllerError::Seccomp)?;
-        }
-        Ok(())
+        self.confine_vmm_threads()
     }
 
     /// Brings the VM back from a snapshot (paused unless `resume`).
@@ -402,8 +403,17 @@ impl Controller {
             "microVM restored: {vcpus} vCPU(s), {mib} MiB, {}",
             self.state()
         ));
+        self.confine_vmm_threads()
+    }
+
+    /// Once the guest runs: the VMM thread installs its filter, and the
+    /// signal thread must have installed its own.
+    fn confine_vmm_threads(&mut self) -> Result<(), ControllerError> {
         if self.options.seccomp {
             seccomp::install(ThreadKind::Vmm).map_err(ControllerError::Seccomp)?;
+        }
+        if let Some(signals) = &mut self.signals {
+            signals.wait_confined().map_err(ControllerError::Signals)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! the default action; one thread (`vessel-signals`, under the VMM seccomp
 //! filter) waits for them with `sigwait` and hands each to the VMM thread.
 
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -19,13 +20,40 @@ fn stop_signals() -> SigSet {
     set
 }
 
+/// The thread waiting for the stop signals, and whether it has confined
+/// itself yet.
+pub(super) struct SignalThread {
+    _thread: JoinHandle<()>,
+    confined: Option<Receiver<Result<(), String>>>,
+}
+
+impl SignalThread {
+    /// Waits until the thread has installed its seccomp filter (at once if
+    /// it already said so). Called before the guest runs, where the VMM
+    /// thread confines itself: the thread's start overlaps the VM's
+    /// creation instead of delaying it (a new thread can wait milliseconds
+    /// for a CPU on a busy host). Its failure is the start's: without this
+    /// thread the blocked signals would never be seen.
+    pub(super) fn wait_confined(&mut self) -> std::io::Result<()> {
+        let Some(confined) = self.confined.take() else {
+            return Ok(());
+        };
+        match confined.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(std::io::Error::other("the signal thread ended at once")),
+        }
+    }
+}
+
 /// Blocks the stop signals in the calling thread (and so in every thread
 /// it creates afterwards) and starts the thread that waits for them; each
-/// one received is passed to `on_signal`.
+/// one received is passed to `on_signal`. The thread confines itself with
+/// the VMM filter; [`SignalThread::wait_confined`] waits for that.
 pub(super) fn start(
     confine: bool,
     on_signal: impl Fn(i32) + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<SignalThread> {
     let set = stop_signals();
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
         .map_err(std::io::Error::from)?;
@@ -47,11 +75,8 @@ pub(super) fn start(
                 on_signal(signal as i32);
             }
         })?;
-    // Confined before any other thread starts; without this thread the
-    // blocked signals would never be seen, so its failure is the start's.
-    match confined.recv() {
-        Ok(Ok(())) => Ok(thread),
-        Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(_) => Err(std::io::Error::other("the signal thread ended at once")),
-    }
+    Ok(SignalThread {
+        _thread: thread,
+        confined: Some(confined),
+    })
 }
