@@ -3,15 +3,20 @@
 //! outside the checkout). Fails, never skips, without /dev/kvm or the
 //! kernel.
 //!
+//! The VM has 2 vCPUs. Debian's kernel is built without
+//! `CONFIG_X86_MPPARSE`: it finds the second CPU only in vessel's ACPI MADT.
+//!
 //! How far the boot goes depends on the host:
 //! - With hardware virtualization (a `vmx` or `svm` flag in /proc/cpuinfo)
 //!   the kernel boots to the initramfs built here, whose /init prints a
-//!   marker and reboots; vessel must then exit 0.
+//!   marker and powers off (ACPI S5); vessel must then exit 0 and log the
+//!   power-off.
 //! - Under nested PVM without those flags (the project's build machines),
 //!   KVM's instruction emulator runs the kernel's CPL0 code and stops it on
 //!   an instruction it cannot emulate, early in boot. The test then checks
-//!   the milestones the kernel reaches: its banner and the memory map it
-//!   prints from vessel's e820 table; it stops the VM once they are seen.
+//!   the milestones the kernel reaches: its banner, the memory map it
+//!   prints from vessel's e820 table, vessel's ACPI tables and the 2 CPUs
+//!   the MADT gives; it stops the VM once they are seen.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,12 +24,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use vessel_vmm::arch::x86_64::boot::e820_map;
+use vessel_vmm::arch::x86_64::boot::{e820_map, E820_RAM};
 use vessel_vmm::memory::create_guest_memory;
 
 const VESSEL: &str = env!("CARGO_BIN_EXE_vessel");
 /// Guest memory for the boot.
 const MEMORY_MIB: u64 = 128;
+/// vCPUs.
+const CPUS: u8 = 2;
 /// An overall limit that only a hung boot reaches (the milestones take
 /// about 20 s under the emulator, a full boot well under a second).
 const LIMIT: Duration = Duration::from_secs(240);
@@ -62,8 +69,9 @@ fn tool(cmd: &mut Command) {
     );
 }
 
-/// A static x86_64 /init that writes the marker to the console and reboots
-/// (`reboot=k`: through the i8042, which ends the microVM).
+/// A static x86_64 /init that writes the marker to the console and powers
+/// off (the kernel writes S5 to vessel's ACPI sleep control register, which
+/// ends the microVM).
 fn build_init(dir: &Path) -> PathBuf {
     let src = dir.join("init.s");
     std::fs::write(
@@ -77,10 +85,10 @@ _start:
     lea msg(%rip), %rsi
     mov $len, %edx
     syscall
-    mov $169, %eax          # reboot(MAGIC1, MAGIC2, LINUX_REBOOT_CMD_RESTART)
+    mov $169, %eax          # reboot(MAGIC1, MAGIC2, LINUX_REBOOT_CMD_POWER_OFF)
     mov $0xfee1dead, %edi
     mov $672274793, %esi
-    mov $0x01234567, %edx
+    mov $0x4321fedc, %edx
     syscall
 1:  jmp 1b
 msg: .ascii "\n{INIT_MARKER}\n"
@@ -151,8 +159,13 @@ fn expected_e820_lines(mib: u64) -> Vec<String> {
     e820_map(&mem)
         .iter()
         .map(|e| {
+            let kind = if e.kind == E820_RAM {
+                "usable"
+            } else {
+                "reserved"
+            };
             format!(
-                "BIOS-e820: [mem {:#018x}-{:#018x}] usable",
+                "BIOS-e820: [mem {:#018x}-{:#018x}] {kind}",
                 e.addr,
                 e.addr + e.size - 1
             )
@@ -160,8 +173,20 @@ fn expected_e820_lines(mib: u64) -> Vec<String> {
         .collect()
 }
 
+/// What the kernel prints from vessel's ACPI tables: each table it finds
+/// (RSDP, then the XSDT and the FADT, DSDT and MADT behind it) and the
+/// vCPUs the MADT lists.
+fn expected_acpi_lines() -> Vec<String> {
+    let mut lines: Vec<String> = ["RSDP", "XSDT", "FACP", "DSDT", "APIC"]
+        .iter()
+        .map(|t| format!("ACPI: {t} 0x"))
+        .collect();
+    lines.push(format!("smpboot: Allowing {CPUS} CPUs"));
+    lines
+}
+
 #[test]
-fn debian_cloud_kernel_boots_by_pvh_to_its_banner_and_memory_map() {
+fn debian_cloud_kernel_boots_by_pvh_to_its_banner_memory_map_and_acpi_cpus() {
     assert!(
         Path::new("/dev/kvm").exists(),
         "/dev/kvm is missing: the Linux boot test needs KVM"
@@ -169,6 +194,7 @@ fn debian_cloud_kernel_boots_by_pvh_to_its_banner_and_memory_map() {
     let kernel = kernel();
     let dir = tempfile::tempdir().expect("tempdir");
     let initramfs = build_initramfs(dir.path());
+    let log = dir.path().join("vmm.log");
     let full_boot = hardware_virtualization();
 
     // earlyprintk: under the emulator the kernel stops before its console
@@ -180,6 +206,9 @@ fn debian_cloud_kernel_boots_by_pvh_to_its_banner_and_memory_map() {
         .arg("--initrd")
         .arg(&initramfs)
         .args(["--cmdline", cmdline, "--memory", &MEMORY_MIB.to_string()])
+        .args(["--cpus", &CPUS.to_string()])
+        .arg("--log")
+        .arg(&log)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -198,6 +227,7 @@ fn debian_cloud_kernel_boots_by_pvh_to_its_banner_and_memory_map() {
 
     let mut want: Vec<String> = vec!["Linux version 6.".into()];
     want.extend(expected_e820_lines(MEMORY_MIB));
+    want.extend(expected_acpi_lines());
     if full_boot {
         want.push(INIT_MARKER.into());
     }
@@ -222,7 +252,7 @@ fn debian_cloud_kernel_boots_by_pvh_to_its_banner_and_memory_map() {
     };
 
     let status = if full_boot {
-        // /init rebooted: vessel ends by itself, cleanly.
+        // /init powered off: vessel ends by itself, cleanly.
         let deadline = Instant::now() + LIMIT;
         loop {
             if let Some(s) = child.try_wait().expect("wait") {
@@ -254,8 +284,10 @@ fn debian_cloud_kernel_boots_by_pvh_to_its_banner_and_memory_map() {
             .collect::<Vec<_>>()
     );
     if full_boot {
-        let status = status.expect("vessel did not exit after /init rebooted");
+        let status = status.expect("vessel did not exit after /init powered off");
         assert_eq!(status.code(), Some(0), "{stderr}");
+        let log = std::fs::read_to_string(&log).expect("the VMM log");
+        assert!(log.contains("guest ended: power-off"), "{log}");
     }
     // The kernel saw the command line vessel wrote.
     assert!(

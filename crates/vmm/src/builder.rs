@@ -8,7 +8,9 @@ use std::thread::JoinHandle;
 use vm_memory::{Address, GuestMemoryBackend};
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::arch::x86_64::acpi::{self, AcpiError};
 use crate::arch::x86_64::boot::{self, BootError};
+use crate::arch::x86_64::dsdt::MmioDevice;
 use crate::arch::x86_64::layout::{FIRST_ADDR_PAST_32BITS, PVH_INFO_START, ZERO_PAGE_START};
 use crate::arch::x86_64::mptable::{self, MptableError, MAX_CPUS};
 use crate::arch::x86_64::regs::BootProtocol;
@@ -16,7 +18,9 @@ use crate::config::VmConfig;
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::legacy::i8042::{I8042Args, I8042RestoreError};
 use crate::devices::legacy::serial::{SerialError, StdinForwarder};
-use crate::devices::legacy::{cmos, i8042, serial, Cmos, SerialDevice, I8042};
+use crate::devices::legacy::{
+    acpi_sleep, cmos, i8042, serial, AcpiSleep, Cmos, SerialDevice, I8042,
+};
 use crate::devices::virtio::{self, mmio::MMIO_LEN, AttachError, VirtioDevices};
 use crate::loader::{self, LoaderError};
 use crate::memory::{self, MemoryError};
@@ -54,6 +58,9 @@ pub enum VmmError {
     /// The MP table.
     #[error("Cannot write the MP table")]
     Mptable(#[source] MptableError),
+    /// The ACPI tables.
+    #[error("Cannot write the ACPI tables")]
+    Acpi(#[source] AcpiError),
     /// A device.
     #[error("Cannot set up the {0}")]
     Device(&'static str, #[source] DeviceError),
@@ -111,6 +118,9 @@ pub enum DeviceError {
 pub enum VmEvent {
     /// The i8042 reset line was pulsed.
     Reset,
+    /// The guest entered ACPI S5 (soft off) through the sleep control
+    /// register.
+    PowerOff,
     /// A vCPU loop ended.
     Vcpu(u8, Result<VcpuStop, VcpuError>),
 }
@@ -178,6 +188,10 @@ pub(crate) fn setup_devices(
     };
 
     let kbd_irq = irqfd(vm, "i8042 controller", i8042::KBD_IRQ)?;
+    let on_power_off = {
+        let notify = notify.clone();
+        move || notify(VmEvent::PowerOff)
+    };
     let on_reset = move || notify(VmEvent::Reset);
     let i8042 = match restored {
         Some(state) => {
@@ -206,6 +220,15 @@ pub(crate) fn setup_devices(
     pio.insert(cmos.clone(), cmos::CMOS_BASE, cmos::CMOS_LEN)
         .map_err(|e| device_err("CMOS")(e.into()))?;
 
+    // Stateless: a restored VM gets a new one.
+    let sleep = Arc::new(Mutex::new(AcpiSleep::new(on_power_off)));
+    pio.insert(
+        sleep,
+        acpi_sleep::ACPI_SLEEP_BASE,
+        acpi_sleep::ACPI_SLEEP_LEN,
+    )
+    .map_err(|e| device_err("ACPI sleep registers")(e.into()))?;
+
     Ok(Devices {
         pio: Arc::new(pio),
         mmio: Arc::new(Bus::new()),
@@ -229,9 +252,10 @@ pub(crate) fn add_virtio(devices: &mut Devices, virtio: VirtioDevices) -> Result
     Ok(())
 }
 
-/// Loads kernel, initrd and command line and writes the boot information;
+/// Loads kernel, initrd and command line and writes the boot information
+/// (MP table, ACPI tables describing the `virtio` devices, e820 map);
 /// returns the boot vCPU's entry.
-fn load_boot(config: &VmConfig, vm: &Vm) -> Result<BootEntry, VmmError> {
+fn load_boot(config: &VmConfig, vm: &Vm, virtio: &[MmioDevice]) -> Result<BootEntry, VmmError> {
     let mem = vm.memory();
     let kernel = loader::load_kernel(mem, &config.kernel).map_err(VmmError::Loader)?;
     let initrd = config
@@ -242,14 +266,21 @@ fn load_boot(config: &VmConfig, vm: &Vm) -> Result<BootEntry, VmmError> {
         .map_err(VmmError::Loader)?;
     let cmdline_len = loader::load_cmdline(mem, &config.cmdline).map_err(VmmError::Loader)?;
     mptable::setup_mptable(mem, config.vcpus).map_err(VmmError::Mptable)?;
+    let rsdp = acpi::setup_acpi_tables(mem, config.vcpus, virtio).map_err(VmmError::Acpi)?;
     let boot_info = match kernel.protocol {
         BootProtocol::Pvh => {
-            boot::write_pvh_start_info(mem, initrd).map_err(VmmError::Boot)?;
+            boot::write_pvh_start_info(mem, initrd, Some(rsdp)).map_err(VmmError::Boot)?;
             PVH_INFO_START
         }
         BootProtocol::Linux64 => {
-            boot::write_linux_boot_params(mem, kernel.setup_header, cmdline_len, initrd)
-                .map_err(VmmError::Boot)?;
+            boot::write_linux_boot_params(
+                mem,
+                kernel.setup_header,
+                cmdline_len,
+                initrd,
+                Some(rsdp),
+            )
+            .map_err(VmmError::Boot)?;
             ZERO_PAGE_START
         }
     };
@@ -357,7 +388,15 @@ pub fn start_vm(config: &VmConfig, notify: Notify) -> Result<RunningVm, VmmError
     let virtio = virtio::attach(&config.devices, &vm, config.seccomp).map_err(VmmError::Virtio)?;
     let mut with_devices = config.clone();
     with_devices.cmdline.push_str(&virtio.cmdline);
-    let boot = load_boot(&with_devices, &vm)?;
+    let slots: Vec<MmioDevice> = virtio
+        .devices
+        .iter()
+        .map(|d| MmioDevice {
+            base: d.base,
+            irq: d.irq,
+        })
+        .collect();
+    let boot = load_boot(&with_devices, &vm, &slots)?;
 
     let mut devices = setup_devices(config, &vm, notify.clone(), None)?;
     add_virtio(&mut devices, virtio)?;

@@ -189,6 +189,7 @@ impl Drop for RunningVm {
 pub fn outcome(event: VmEvent) -> Option<Result<VmExitReason, VmmError>> {
     Some(match event {
         VmEvent::Reset => Ok(VmExitReason::Reset),
+        VmEvent::PowerOff => Ok(VmExitReason::PowerOff),
         VmEvent::Vcpu(_, Ok(VcpuStop::Stopped)) => return None,
         VmEvent::Vcpu(_, Ok(VcpuStop::Halted)) => Ok(VmExitReason::Halted),
         VmEvent::Vcpu(_, Ok(VcpuStop::TripleFault)) => Ok(VmExitReason::TripleFault),

@@ -66,8 +66,10 @@ pub enum BootError {
     },
 }
 
-/// The guest's memory map: RAM below the EBDA, RAM from 1 MiB up to the end
-/// of memory or the MMIO hole, and RAM above 4 GiB for the rest.
+/// The guest's memory map: RAM below the EBDA, the EBDA and BIOS area up to
+/// 1 MiB reserved (the MP table and the ACPI tables live there), RAM from
+/// 1 MiB up to the end of memory or the MMIO hole, and RAM above 4 GiB for
+/// the rest.
 pub fn e820_map(mem: &GuestMemoryMmap) -> Vec<E820Entry> {
     let ram = |addr: u64, end: u64| E820Entry {
         addr,
@@ -75,7 +77,14 @@ pub fn e820_map(mem: &GuestMemoryMmap) -> Vec<E820Entry> {
         kind: E820_RAM,
     };
     let last = mem.last_addr().raw_value() + 1;
-    let mut map = vec![ram(0, layout::EBDA_START)];
+    let mut map = vec![
+        ram(0, layout::EBDA_START),
+        E820Entry {
+            addr: layout::EBDA_START,
+            size: layout::HIMEM_START - layout::EBDA_START,
+            kind: E820_RESERVED,
+        },
+    ];
     let low_end = last.min(layout::MMIO_GAP_START);
     if low_end > layout::HIMEM_START {
         map.push(ram(layout::HIMEM_START, low_end));
@@ -87,14 +96,19 @@ pub fn e820_map(mem: &GuestMemoryMmap) -> Vec<E820Entry> {
 }
 
 /// Builds the zero page for the 64-bit Linux boot protocol. `header` is the
-/// setup header of a bzImage (none for an ELF vmlinux).
+/// setup header of a bzImage (none for an ELF vmlinux); `rsdp` is the ACPI
+/// RSDP's address.
 pub fn linux_boot_params(
     mem: &GuestMemoryMmap,
     header: Option<setup_header>,
     cmdline_len: usize,
     initrd: Option<InitrdRegion>,
+    rsdp: Option<u64>,
 ) -> Result<boot_params, BootError> {
-    let mut params = boot_params::default();
+    let mut params = boot_params {
+        acpi_rsdp_addr: rsdp.unwrap_or(0),
+        ..Default::default()
+    };
     if let Some(hdr) = header {
         params.hdr = hdr;
     }
@@ -125,14 +139,16 @@ pub fn linux_boot_params(
     Ok(params)
 }
 
-/// Writes the zero page for the 64-bit Linux boot protocol.
+/// Writes the zero page for the 64-bit Linux boot protocol (see
+/// [`linux_boot_params`]).
 pub fn write_linux_boot_params(
     mem: &GuestMemoryMmap,
     header: Option<setup_header>,
     cmdline_len: usize,
     initrd: Option<InitrdRegion>,
+    rsdp: Option<u64>,
 ) -> Result<(), BootError> {
-    let params = linux_boot_params(mem, header, cmdline_len, initrd)?;
+    let params = linux_boot_params(mem, header, cmdline_len, initrd, rsdp)?;
     let boot = BootParams::new(&params, GuestAddress(layout::ZERO_PAGE_START));
     LinuxBootConfigurator::write_bootparams(&boot, mem).map_err(|source| BootError::Write {
         protocol: "Linux",
@@ -141,10 +157,11 @@ pub fn write_linux_boot_params(
 }
 
 /// Writes `hvm_start_info`, the PVH memory map and the module list (the
-/// initrd) for the PVH boot protocol.
+/// initrd) for the PVH boot protocol; `rsdp` is the ACPI RSDP's address.
 pub fn write_pvh_start_info(
     mem: &GuestMemoryMmap,
     initrd: Option<InitrdRegion>,
+    rsdp: Option<u64>,
 ) -> Result<(), BootError> {
     let map: Vec<hvm_memmap_table_entry> = e820_map(mem)
         .iter()
@@ -161,6 +178,7 @@ pub fn write_pvh_start_info(
         cmdline_paddr: layout::CMDLINE_START,
         memmap_paddr: layout::PVH_MEMMAP_START,
         memmap_entries: u32::try_from(map.len()).unwrap_or(0),
+        rsdp_paddr: rsdp.unwrap_or(0),
         ..Default::default()
     };
     let modules: Vec<hvm_modlist_entry> = initrd
@@ -199,7 +217,7 @@ mod tests {
     #[test]
     fn e820_small_vm() {
         let map = e820_map(&mem(128 << 20));
-        assert_eq!(map.len(), 2);
+        assert_eq!(map.len(), 3);
         assert_eq!(
             map[0],
             E820Entry {
@@ -208,8 +226,15 @@ mod tests {
                 kind: E820_RAM
             }
         );
-        assert_eq!(map[1].addr, layout::HIMEM_START);
-        assert_eq!(map[1].addr + map[1].size, 128 << 20);
+        // The MP table and the ACPI tables are in reserved memory.
+        assert_eq!(map[1].kind, E820_RESERVED);
+        for table in [layout::MPTABLE_START, layout::ACPI_START] {
+            assert!((map[1].addr..map[1].addr + map[1].size).contains(&table));
+        }
+        assert_eq!(map[1].addr + map[1].size, layout::HIMEM_START);
+        assert_eq!(map[2].addr, layout::HIMEM_START);
+        assert_eq!(map[2].addr + map[2].size, 128 << 20);
+        assert_eq!(map[2].kind, E820_RAM);
     }
 
     #[test]
@@ -219,7 +244,7 @@ mod tests {
             address: GuestAddress(0x300_0000),
             size: 4096,
         };
-        write_linux_boot_params(&m, None, 20, Some(initrd)).expect("zero page");
+        write_linux_boot_params(&m, None, 20, Some(initrd), Some(0xe0000)).expect("zero page");
         let p: boot_params = m
             .read_obj(GuestAddress(layout::ZERO_PAGE_START))
             .expect("read");
@@ -229,10 +254,13 @@ mod tests {
         assert_eq!({ p.hdr.cmdline_size }, 20);
         assert_eq!({ p.hdr.ramdisk_image }, 0x300_0000);
         assert_eq!({ p.hdr.ramdisk_size }, 4096);
-        assert_eq!(p.e820_entries, 2);
-        let second = p.e820_table[1];
-        assert_eq!({ second.addr }, layout::HIMEM_START);
-        assert_eq!({ second.r#type }, E820_RAM);
+        assert_eq!({ p.acpi_rsdp_addr }, 0xe0000);
+        assert_eq!(p.e820_entries, 3);
+        let reserved = p.e820_table[1];
+        assert_eq!({ reserved.r#type }, E820_RESERVED);
+        let high = p.e820_table[2];
+        assert_eq!({ high.addr }, layout::HIMEM_START);
+        assert_eq!({ high.r#type }, E820_RAM);
     }
 
     #[test]
@@ -242,21 +270,26 @@ mod tests {
             address: GuestAddress(0x300_0000),
             size: 100,
         };
-        write_pvh_start_info(&m, Some(initrd)).expect("start info");
+        write_pvh_start_info(&m, Some(initrd), Some(0xe0000)).expect("start info");
         let info: hvm_start_info = m
             .read_obj(GuestAddress(layout::PVH_INFO_START))
             .expect("read");
         assert_eq!(info.magic, XEN_HVM_START_MAGIC_VALUE);
-        assert_eq!(info.memmap_entries, 2);
+        assert_eq!(info.memmap_entries, 3);
+        assert_eq!(info.rsdp_paddr, 0xe0000);
         assert_eq!(info.nr_modules, 1);
         assert_eq!(info.cmdline_paddr, layout::CMDLINE_START);
         let module: hvm_modlist_entry = m
             .read_obj(GuestAddress(layout::PVH_MODLIST_START))
             .expect("read");
         assert_eq!((module.paddr, module.size), (0x300_0000, 100));
-        let second: hvm_memmap_table_entry = m
+        let reserved: hvm_memmap_table_entry = m
             .read_obj(GuestAddress(layout::PVH_MEMMAP_START + 24))
             .expect("read");
-        assert_eq!(second.addr, layout::HIMEM_START);
+        assert_eq!(reserved.type_, E820_RESERVED);
+        let high: hvm_memmap_table_entry = m
+            .read_obj(GuestAddress(layout::PVH_MEMMAP_START + 48))
+            .expect("read");
+        assert_eq!(high.addr, layout::HIMEM_START);
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! The layout follows Firecracker's: boot structures in the first 64 KiB,
 //! the command line at 128 KiB, the MP table at the end of conventional
-//! memory, the kernel from 1 MiB, and a hole below 4 GiB for MMIO devices
-//! and the KVM-internal TSS and identity-map pages.
+//! memory, the ACPI tables in the BIOS area below 1 MiB, the kernel from
+//! 1 MiB, and a hole below 4 GiB for MMIO devices and the KVM-internal TSS
+//! and identity-map pages.
 
 /// GDT used while booting (four 8-byte entries).
 pub const BOOT_GDT_START: u64 = 0x500;
@@ -29,10 +30,15 @@ pub const PDE_START: u64 = 0xb000;
 pub const CMDLINE_START: u64 = 0x20000;
 /// Largest command line vessel writes (including the NUL).
 pub const CMDLINE_MAX_SIZE: usize = 4096;
-/// Start of the extended BIOS data area; conventional RAM ends here.
+/// Start of the extended BIOS data area; conventional RAM ends here, and
+/// from here to [`HIMEM_START`] the e820 map says "reserved" (MP table,
+/// ACPI tables).
 pub const EBDA_START: u64 = 0x9fc00;
 /// The MP table is written at the start of the EBDA.
 pub const MPTABLE_START: u64 = EBDA_START;
+/// The ACPI RSDP, where a PC BIOS leaves it (an OS that is not handed its
+/// address searches 0xE0000..0xFFFFF for it); the other ACPI tables follow.
+pub const ACPI_START: u64 = 0xe_0000;
 /// Start of high memory: kernels are loaded at or above 1 MiB.
 pub const HIMEM_START: u64 = 0x10_0000;
 /// First address above the 32-bit address space.

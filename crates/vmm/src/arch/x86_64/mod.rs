@@ -1,7 +1,10 @@
-//! x86_64: memory layout, boot structures and initial vCPU state.
+//! x86_64: memory layout, boot structures (MP table, ACPI tables, e820,
+//! zero page, PVH start info) and initial vCPU state.
 
+pub mod acpi;
 pub mod boot;
 pub mod cpuid;
+pub mod dsdt;
 pub mod gdt;
 pub mod interrupts;
 pub mod layout;
