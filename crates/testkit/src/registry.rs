@@ -1,7 +1,8 @@
 //! A real OCI registry for tests: `docker-registry` (distribution, from apt)
 //! on 127.0.0.1 with a free port and its storage in a temporary directory,
-//! without auth, with htpasswd Basic auth, or with token auth. A missing
-//! tool is a failure naming it, never a skip: run scripts/install-deps.sh.
+//! without auth, with htpasswd Basic auth, or with token auth, over plain
+//! HTTP or over HTTPS with a given certificate. A missing tool is a failure
+//! naming it, never a skip: run scripts/install-deps.sh.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -55,8 +56,21 @@ pub struct Registry {
     child: Child,
 }
 
+/// A certificate and its key (PEM files) for a registry that serves HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct Tls<'a> {
+    pub certificate: &'a Path,
+    pub key: &'a Path,
+}
+
 impl Registry {
+    /// A registry that speaks plain HTTP.
     pub fn start(auth: Auth) -> Registry {
+        Registry::start_with(auth, None)
+    }
+
+    /// A registry that speaks HTTPS with `tls` (plain HTTP without).
+    pub fn start_with(auth: Auth, tls: Option<Tls<'_>>) -> Registry {
         let bin = tool("docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -87,8 +101,16 @@ impl Registry {
                 cert.display()
             ),
         };
+        let tls_yaml = match tls {
+            None => String::new(),
+            Some(t) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                t.certificate.display(),
+                t.key.display()
+            ),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}{auth_yaml}",
             storage.display()
         );
         let config_path = dir.path().join("config.yml");

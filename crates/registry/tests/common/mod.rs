@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod blob_proxy;
 pub mod image;
 pub mod server;
 
