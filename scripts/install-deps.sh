@@ -7,7 +7,7 @@ set -euo pipefail
 # docker-registry, skopeo, umoci, apache2-utils: the registry client's tests run a real
 # registry (htpasswd makes its bcrypt password file, openssl signs test tokens)
 # and check digests with skopeo.
-PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 nftables procps time python3 binutils gcc docker-registry skopeo umoci apache2-utils openssl tini)
+PACKAGES=(busybox-static runc crun containerd hyperfine iproute2 nftables conntrack procps time python3 binutils gcc docker-registry skopeo umoci apache2-utils openssl tini)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

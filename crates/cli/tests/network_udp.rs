@@ -72,14 +72,10 @@ fn nft_table() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Send `msg` to 127.0.0.1:`port` until an answer comes (the server in the
-/// container may not be listening yet when `run -d` returns); the answer
-/// and where it came from.
-fn ask(port: u16, msg: &str) -> (String, SocketAddr) {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(250)))
-        .unwrap();
+/// Send `msg` from `socket` to 127.0.0.1:`port` until an answer comes (the
+/// server in the container may not be listening yet when `run -d` returns);
+/// the answer and where it came from.
+fn ask(socket: &UdpSocket, port: u16, msg: &str) -> (String, SocketAddr) {
     let mut last = None;
     for _ in 0..120 {
         socket
@@ -104,6 +100,18 @@ fn a_published_udp_port_reaches_the_container_and_is_released_on_stop() {
         .local_addr()
         .unwrap()
         .port();
+    // One client socket (one source port) for the whole test, as a real
+    // UDP client keeps. Its first datagram goes out before the port is
+    // published: the kernel's connection tracking then remembers the flow
+    // untranslated, and vessel must make it forget that flow when it
+    // publishes the port, or this client would never reach the container.
+    let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    client
+        .send_to(b"too early", (Ipv4Addr::LOCALHOST, port))
+        .unwrap();
     let mount = format!("{}:/udp:ro", bin.path().display());
     store.ok(&[
         "run",
@@ -125,7 +133,7 @@ fn a_published_udp_port_reaches_the_container_and_is_released_on_stop() {
     // Held for the container while it runs.
     assert!(UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_err());
 
-    let (answer, from) = ask(port, "ping-over-udp");
+    let (answer, from) = ask(&client, port, "ping-over-udp");
     assert_eq!(answer, "echo ping-over-udp");
     assert_eq!(from, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     let logs = store.ok(&["logs", "udpecho"]);
@@ -137,4 +145,11 @@ fn a_published_udp_port_reaches_the_container_and_is_released_on_stop() {
     // Released: the host port and the rules.
     drop(UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).unwrap());
     assert!(!nft_table().contains(&format!("vessel-ctr:{id}")));
+
+    // Started again (possibly at another address): the same client, whose
+    // flow was translated to the old one, reaches it.
+    store.ok(&["start", "udpecho"]);
+    let (answer, _) = ask(&client, port, "ping-after-restart");
+    assert_eq!(answer, "echo ping-after-restart");
+    store.ok(&["rm", "-f", "udpecho"]);
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::error::{NetError, Result};
-use crate::ports::PublishedPort;
+use crate::ports::{Protocol, PublishedPort};
 use crate::store::Network;
 
 /// vessel's table (family `ip`).
@@ -184,7 +184,29 @@ pub fn add_ports(id: &str, ip: Ipv4Addr, ports: &[PublishedPort]) -> Result<()> 
             ));
         }
     }
-    apply(&format!("publish the ports of container {id}"), &script)
+    apply(&format!("publish the ports of container {id}"), &script)?;
+    forget_udp_flows(ports);
+    Ok(())
+}
+
+/// Makes the kernel forget its UDP connection-tracking entries towards the
+/// host ports of `ports`. A UDP "connection" keeps the translation it got
+/// at its first datagram until it has been idle for 120 s: a client that
+/// sent to the port before it was published (no DNAT then), or to the
+/// container that had it before a restart (an address since released),
+/// would go on missing the container. Docker flushes them the same way.
+/// Best effort: without the `conntrack` tool the entries only expire.
+pub fn forget_udp_flows(ports: &[PublishedPort]) {
+    for p in ports.iter().filter(|p| p.protocol == Protocol::Udp) {
+        let port = p.host_port.to_string();
+        // Exit 1 with "0 flow entries have been deleted" is the usual case.
+        let _ = Command::new("conntrack")
+            .args(["-D", "-p", "udp", "--orig-port-dst", &port])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// Delete every rule whose comment is `owner`. None is not an error.

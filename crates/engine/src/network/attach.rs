@@ -150,6 +150,9 @@ pub(super) fn release_endpoints(
             }
             if gone.iter().any(|e| !e.ports.is_empty()) {
                 firewall::remove_owned(&firewall::container_owner(id))?;
+                for ep in &gone {
+                    firewall::forget_udp_flows(&ep.ports);
+                }
             }
             let networks: Vec<String> = gone.iter().map(|e| e.network.clone()).collect();
             if let Some(ep) = gone.first() {
