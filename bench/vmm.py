@@ -168,11 +168,17 @@ def vmm_pid(pid):
 
 def run_memory(argv, marker, guest_mib, settle, timeout):
     pid, rfd, errfd, _ = spawn(argv)
+    vmm = pid
     try:
         read_until(rfd, lambda d: marker in d, time.monotonic() + timeout)
         time.sleep(settle)
-        total, guest = smaps(vmm_pid(pid), guest_mib << 20)
+        vmm = vmm_pid(pid)
+        total, guest = smaps(vmm, guest_mib << 20)
     finally:
+        # The VMM itself too: killing QEMU's `timeout` alone would leave
+        # QEMU running (reparented here, so reap_orphans would wait on it).
+        if vmm != pid:
+            os.kill(vmm, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         reap_orphans()
