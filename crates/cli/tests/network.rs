@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command};
 
-use engine_common::{stderr, Store, IMAGE};
+use engine_common::{nft_table, stderr, Store, IMAGE};
 
 /// A user-defined network for one test: `vtN-PID`, subnet 10.(200+N).X.0/24
 /// with X from the pid, removed (with the store's containers) on drop.
@@ -60,14 +60,6 @@ fn links() -> Vec<String> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
-}
-
-fn nft_table() -> String {
-    let out = Command::new("nft")
-        .args(["list", "table", "ip", "vessel"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn ip_of(store: &Store, c: &str) -> Ipv4Addr {

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use engine_common::{Store, IMAGE};
+use engine_common::{nft_table, Store, IMAGE};
 
 /// Answers each datagram with "echo " and its bytes, and prints
 /// "got " and them on stdout.
@@ -62,14 +62,6 @@ fn compile_echo(dir: &Path) {
         "gcc: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn nft_table() -> String {
-    let out = Command::new("nft")
-        .args(["list", "table", "ip", "vessel"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Send `msg` from `socket` to 127.0.0.1:`port` until an answer comes (the

@@ -127,6 +127,15 @@ impl Drop for Store {
     }
 }
 
+/// vessel's nft table as `nft list` prints it (empty if there is none).
+pub fn nft_table() -> String {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", "vessel"])
+        .output()
+        .expect("run nft (scripts/install-deps.sh installs nftables)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
